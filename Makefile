@@ -1,0 +1,69 @@
+# hub: every target installs what it needs and is safe to run twice.
+SHELL := /bin/bash
+PY_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HUB := $(VENV)/bin/hub
+KAFKA_LIBS := .local/kafka/libs
+STAMP := .local/stamps
+WITH_KAFKA := deploy/local-kafka/with-kafka.sh
+
+.PHONY: install deps kafka-libs promtool kafka-start kafka-stop kafka-status test test-fast demo bench bench-quick lint format clean
+
+install: deps kafka-libs promtool
+
+deps: $(STAMP)/deps
+$(STAMP)/deps: pyproject.toml
+	@mkdir -p $(STAMP)
+	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+kafka-libs: $(STAMP)/kafka-libs
+$(STAMP)/kafka-libs: deploy/local-kafka/pom.xml
+	@mkdir -p $(STAMP)
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -f deploy/local-kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS)
+	@touch $@
+
+# promtool (Debian's prometheus package) checks and unit-tests deploy/prometheus/.
+promtool:
+	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v promtool >/dev/null && promtool --version | head -1
+
+kafka-start: deps kafka-libs
+	$(HUB) kafka start
+
+kafka-stop: deps
+	$(HUB) kafka stop
+
+kafka-status: deps
+	$(HUB) kafka status
+
+# Runs the whole suite against a real broker; stops the broker only if this run started it.
+test: install
+	$(WITH_KAFKA) $(VENV)/bin/pytest -q
+
+# Pure unit tests only: no broker, milliseconds each.
+test-fast: deps
+	$(VENV)/bin/pytest -q -m "not broker"
+
+demo: install
+	$(WITH_KAFKA) $(HUB) demo
+
+bench: install
+	$(WITH_KAFKA) $(PY) -m bench.run
+
+bench-quick: install
+	$(WITH_KAFKA) $(PY) -m bench.run --quick
+
+lint: deps
+	$(VENV)/bin/ruff check hub connectors bench tests
+	$(VENV)/bin/ruff format --check hub connectors bench tests
+
+format: deps
+	$(VENV)/bin/ruff format hub connectors bench tests
+	$(VENV)/bin/ruff check --fix hub connectors bench tests
+
+clean: kafka-stop
+	rm -rf .local $(VENV)

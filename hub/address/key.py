@@ -1,0 +1,76 @@
+"""The address key: one canonical, readable string per address, the Kafka key of everything per home.
+
+Format: ``PPPPLL-N[L][-T]``, e.g. ``9711AB-12``, ``9711AB-12A``, ``9711AB-12-2``, ``9711AB-12A-2``:
+
+* postcode, upper case, no space;
+* ``-`` and the house number without leading zeros;
+* the huisletter (one letter) glued to the number;
+* ``-`` and the toevoeging (1-4 letters/digits, upper case) when there is one.
+
+Letter and toevoeging stay apart because the letter is always exactly one letter glued to the
+number and the toevoeging always follows a dash: ``9711AB-12A`` (letter A) and ``9711AB-12-A``
+(toevoeging A) are different addresses with different keys, and both parse back unambiguously.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hub.address.normalise import (
+    FORBIDDEN_POSTCODE_LETTERS,
+    AddressError,
+    AddressParts,
+    normalise_address,
+)
+
+F_KEY = "address_key"
+
+_KEY_RE = re.compile(r"([1-9][0-9]{3}[A-Z]{2})-([1-9][0-9]{0,4})([A-Z])?(?:-([A-Z0-9]{1,4}))?")
+
+
+def make_key(parts: AddressParts) -> str:
+    """The key of normalised parts (from :func:`normalise_address` or :func:`parse_key`).
+
+    Does not re-validate: normalised parts are valid by construction and this is the hot path.
+    """
+    postcode, number, letter, toevoeging = parts
+    if letter is None:
+        if toevoeging is None:
+            return f"{postcode}-{number}"
+        return f"{postcode}-{number}-{toevoeging}"
+    if toevoeging is None:
+        return f"{postcode}-{number}{letter}"
+    return f"{postcode}-{number}{letter}-{toevoeging}"
+
+
+def address_key(
+    postcode: str,
+    huisnummer: str | int,
+    huisletter: str | None = None,
+    huisnummertoevoeging: str | int | None = None,
+) -> str:
+    """Normalise messy parts and return their key; raises AddressError like normalise_address."""
+    return make_key(normalise_address(postcode, huisnummer, huisletter, huisnummertoevoeging))
+
+
+def parse_key(key: str) -> AddressParts:
+    """Inverse of :func:`make_key`; only canonical keys are accepted (no lower case, no blanks)."""
+    m = _KEY_RE.fullmatch(key) if type(key) is str else None
+    if m is None or key[4:6] in FORBIDDEN_POSTCODE_LETTERS:
+        raise AddressError(F_KEY, f"{key!r} is not an address key like '9711AB-12A-2'")
+    postcode, number, letter, toevoeging = m.groups()
+    return AddressParts(postcode, int(number), letter, toevoeging)
+
+
+def is_key(key: str) -> bool:
+    """True when ``key`` is a canonical address key."""
+    try:
+        parse_key(key)
+    except AddressError:
+        return False
+    return True
+
+
+def area_of(key: str) -> str:
+    """The 4-digit postcode area of a key (``"9711AB-12"`` -> ``"9711"``): the area-topic key."""
+    return key[:4]

@@ -1,0 +1,1 @@
+"""Event contracts: enums, pydantic models, Avro schemas, codec and dead letters."""

@@ -1,0 +1,172 @@
+"""Rule 6 AREA_CLUSTER: a 4-digit postcode area where many addresses carry collision signals.
+
+The per-address step does not look across addresses; it emits an :class:`AreaUpdate` only when the
+address's "has a FIRING signal of the area rules" flag (or its steering group while flagged)
+flips. The area step keeps, per area, the flagged addresses and their steering groups, so its
+state is small and its result depends only on the final flags (order independent).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from hub.contracts.enums import RuleName
+from hub.engine.config import RulesConfig
+from hub.engine.lifecycle import (
+    CATEGORY_SIGNAL,
+    FIRING,
+    AlertState,
+    Desired,
+    Transition,
+    content_digest,
+    fingerprint,
+    prune_resolved,
+    reconcile,
+)
+
+AREA_CLUSTER = RuleName.AREA_CLUSTER.value
+_FORMAT = 1
+
+
+def area_of(address_key: str) -> str:
+    """The 4-digit postcode area of an address key ('9711AB-12-' -> '9711')."""
+    return address_key[:4]
+
+
+@dataclass(frozen=True, slots=True)
+class AreaUpdate:
+    """One address's contribution to its area changed (keyed by ``area`` on hub.area-updates)."""
+
+    area: str
+    address_key: str
+    has_firing_signal: bool  # a FIRING signal of one of config.area_rules (rules 2-4 by default)
+    steering_group: str
+    occurred_at_ms: int = 0  # event time of the triggering event (starts_at/ends_at of the area)
+    event_id: str | None = None  # evidence / trigger
+    ingested_at_ms: int | None = None  # for end-to-end latency
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "area": self.area,
+            "address_key": self.address_key,
+            "has_firing_signal": self.has_firing_signal,
+            "steering_group": self.steering_group,
+            "occurred_at_ms": self.occurred_at_ms,
+            "event_id": self.event_id,
+            "ingested_at_ms": self.ingested_at_ms,
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> AreaUpdate:
+        return cls(**data)
+
+
+@dataclass(slots=True)
+class AreaState:
+    """Flagged addresses of one area (address key -> steering group) and the area's alert."""
+
+    area: str
+    members: dict[str, str] = field(default_factory=dict)
+    alerts: dict[str, AlertState] = field(default_factory=dict)
+    version_floor: int = 0
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            [
+                _FORMAT,
+                self.area,
+                self.members,
+                [a.to_row() for a in self.alerts.values()],
+                self.version_floor,
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AreaState:
+        fmt, area, members, alerts, floor = orjson.loads(data)
+        if fmt != _FORMAT:
+            raise ValueError(f"unknown area state format {fmt}")
+        states = (AlertState.from_row(r) for r in alerts)
+        return cls(area, members, {a.fp: a for a in states}, floor)
+
+
+def steering_group_of(members: dict[str, str]) -> str:
+    """Most common steering group among the members; ties alphabetical."""
+    counts = Counter(members.values())
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def _desired(state: AreaState, update: AreaUpdate, config: RulesConfig) -> dict[str, Desired]:
+    members = state.members
+    if len(members) < config.area_threshold:
+        return {}
+    group = steering_group_of(members)
+    addresses = sorted(members)
+    detail = {
+        "address_count": str(len(addresses)),
+        "addresses": ",".join(addresses),
+        "threshold": str(config.area_threshold),
+    }
+    fp = fingerprint(AREA_CLUSTER, state.area)
+    digest = content_digest(AREA_CLUSTER, group, *addresses)
+    return {fp: Desired(fp, AREA_CLUSTER, (), None, detail, digest, update.occurred_at_ms)}
+
+
+def apply(
+    state: AreaState | None,
+    update: AreaUpdate,
+    config: RulesConfig,
+    now_ms: int | None = None,
+) -> tuple[AreaState, list[Transition]]:
+    """Fold one address flag change into the area; return the area's transitions (0 or 1)."""
+    if state is None:
+        state = AreaState(update.area)
+    members = state.members
+    if update.has_firing_signal:
+        if members.get(update.address_key) == update.steering_group:
+            return state, []
+        members[update.address_key] = update.steering_group
+    else:
+        if update.address_key not in members:
+            return state, []
+        del members[update.address_key]
+    changed = reconcile(
+        state.alerts, _desired(state, update, config), update.occurred_at_ms, state.version_floor
+    )
+    if not changed:
+        return state, []
+    emitted_at = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    out = []
+    for st in changed:
+        group = steering_group_of(members) if members else update.steering_group
+        out.append(
+            Transition(
+                fingerprint=st.fp,
+                kind=AREA_CLUSTER,
+                category=CATEGORY_SIGNAL,
+                status=st.status,
+                version=st.version,
+                address_key=None,
+                area=state.area,
+                gemeentecode=None,
+                steering_group=group if st.status == FIRING else st.detail.get("steering_group")
+                or group,
+                lead=None,
+                cases=[],
+                event_ids=[update.event_id] if update.event_id else [],
+                detail=dict(st.detail),
+                config_version=config.config_version,
+                starts_at=st.starts_at,
+                ends_at=st.ends_at,
+                emitted_at=emitted_at,
+                trigger_event_id=update.event_id,
+                trigger_ingested_at=update.ingested_at_ms,
+            )
+        )
+    state.version_floor = prune_resolved(state.alerts, 1, state.version_floor)
+    return state, out

@@ -1,0 +1,38 @@
+"""Runtime settings from the environment (``HUB_*``) and an optional TOML file (``HUB_CONFIG``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
+
+    broker: str = Field(default="localhost:19092", description="Kafka bootstrap servers")
+    partitions: int = Field(default=8, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1)
+    topic_prefix: str = Field(default="hub.", description="prefix of every topic the hub owns")
+    data_dir: Path = Field(default=PROJECT_ROOT / ".local" / "data")
+    rules_config: Path | None = Field(default=None, description="TOML rules config; default built in")
+    reference_config: Path | None = Field(default=None, description="municipalities/steering TOML")
+    schema_registry_url: str | None = None
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    log_json: bool = False
+    log_level: str = "INFO"
+    app_id: str = "hub"
+
+    # local broker (hub kafka start)
+    kafka_home: Path = Field(default=PROJECT_ROOT / ".local" / "kafka")
+    kafka_heap: str = "512m"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
