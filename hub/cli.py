@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from hub.settings import get_settings
+from hub.settings import Settings, get_settings
 
-app = typer.Typer(help="hub: correlates Groningen recovery case events per address.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="hub: correlates Groningen recovery case events per address.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 kafka_app = typer.Typer(help="The local single-node Kafka (KRaft).", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 
@@ -52,6 +55,36 @@ def kafka_reset() -> None:
 
     LocalKafka(get_settings()).reset()
     typer.echo("local broker stopped and its data wiped")
+
+
+@app.command("worker")
+def worker(
+    partitions: int = typer.Option(None, help="partitions per topic (HUB_PARTITIONS)"),
+    data_dir: str = typer.Option(None, help="RocksDB data dir (HUB_DATA_DIR)"),
+    metrics_port: int = typer.Option(None, help="metrics/health port, 0 = off (HUB_METRICS_PORT)"),
+) -> None:
+    """Run a hub worker: ingest stage + correlate and area agents (Ctrl-C/SIGTERM stops)."""
+    from hub.pipeline.worker import run_worker
+
+    overrides = {
+        k: v
+        for k, v in {
+            "partitions": partitions,
+            "data_dir": data_dir,
+            "metrics_port": metrics_port,
+        }.items()
+        if v is not None
+    }
+    run_worker(Settings(**overrides))
+
+
+@app.command("topics")
+def topics() -> None:
+    """Create the hub's topics that are missing (workers do this on start too)."""
+    from hub.pipeline.topics import ensure_topics
+
+    created = ensure_topics(get_settings())
+    typer.echo(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
 
 
 if __name__ == "__main__":

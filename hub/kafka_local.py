@@ -97,7 +97,12 @@ class LocalKafka:
             return BrokerStatus(self.settings.broker, False, None, None, 0, 0, pid)
         cluster_id, brokers, topics = metadata
         return BrokerStatus(
-            self.settings.broker, True, version or self.jar_version(), cluster_id, brokers, topics,
+            self.settings.broker,
+            True,
+            version or self.jar_version(),
+            cluster_id,
+            brokers,
+            topics,
             pid,
         )
 
@@ -131,16 +136,18 @@ class LocalKafka:
         cmd = [java, *self._jvm_opts(), "kafka.Kafka", str(self.properties)]
         with self.log_file.open("ab") as out:
             proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=self.home,
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.home,
             )
         self.pid_file.write_text(str(proc.pid))
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise KafkaError(
-                    f"broker exited with code {proc.returncode}; see {self.log_file}"
-                )
+                raise KafkaError(f"broker exited with code {proc.returncode}; see {self.log_file}")
             status = self.status(timeout=2.0)
             if status.reachable:
                 return status
@@ -177,25 +184,41 @@ class LocalKafka:
     def _jvm_opts(self) -> list[str]:
         heap = self.settings.kafka_heap
         return [
-            f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={TEMPLATE_DIR / 'log4j2.properties'}",
-            "-cp", self._classpath(),
+            "-cp",
+            self._classpath(),
         ]
 
     def _render_properties(self) -> None:
         template = Template((TEMPLATE_DIR / "server.properties.template").read_text())
         self.properties.write_text(
             template.substitute(
-                host=self.host, port=self.port, controller_host=self.host,
-                controller_port=self.port + 1, log_dirs=self.data_dir,
+                host=self.host,
+                port=self.port,
+                controller_host=self.host,
+                controller_port=self.port + 1,
+                log_dirs=self.data_dir,
             )
         )
 
     def _format_storage(self, java: str) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        cmd = [java, *self._jvm_opts(), "kafka.tools.StorageTool", "format", "--standalone",
-               "-t", cluster_id, "-c", str(self.properties)]
+        cmd = [
+            java,
+            *self._jvm_opts(),
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.properties),
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise KafkaError(f"formatting {self.data_dir} failed: {result.stderr[-2000:]}")

@@ -12,7 +12,7 @@ Hot-path helpers take batch-level aggregates (e.g. a :class:`collections.Counter
 pays one call per batch, not per event::
 
     metrics.record_received(Counter((e.source, e.case_type) for e in batch))
-    metrics.record_rejected(Counter({"VALIDATION_ERROR": 3}))
+    metrics.record_rejected(Counter({"UNDECODABLE": 3}))
     metrics.observe_batch("ingest", len(batch))
 """
 
@@ -58,20 +58,29 @@ STEERING_GROUPS: frozenset[str] = frozenset(
         "UNASSIGNED",
     }
 )
-#: Why an inbound record went to ``hub.dead-letter``. Keep in step with the dead-letter headers.
-REJECT_REASONS: frozenset[str] = frozenset(
-    {
-        "DECODE_ERROR",  # not decodable (bad bytes, not Avro / JSON)
-        "SCHEMA_UNKNOWN",  # writer schema unknown or incompatible
-        "VALIDATION_ERROR",  # CaseEvent shape invalid (pydantic)
-        "UNKNOWN_SOURCE",  # source not (yet) known to this hub
-        "ADDRESS_INVALID",  # cannot be a Dutch address
-        "ADDRESS_OUT_OF_SCOPE",  # valid address outside the hub's municipalities
-        "TOO_LARGE",  # record exceeds the size limit
-        "PROCESSING_ERROR",  # unexpected exception while handling the record
-        OTHER,
-    }
+#: Fallback reject reasons, used until ``hub.contracts.decode.RejectReason`` exists.
+_FALLBACK_REJECT_REASONS = (
+    "VALIDATION_ERROR",  # CaseEvent shape invalid (pydantic)
+    "ADDRESS_INVALID",  # cannot be a Dutch address
+    "PROCESSING_ERROR",  # unexpected exception while handling the record
 )
+
+
+def _reject_reasons() -> frozenset[str]:
+    """The dead-letter reason codes: the codec's decode codes plus ``RejectReason``'s values."""
+    from hub.contracts import codec
+
+    codes = {codec.UNDECODABLE, codec.UNKNOWN_SCHEMA, codec.INCOMPATIBLE_SCHEMA,
+             codec.WRONG_RECORD_TYPE, OTHER}
+    try:
+        from hub.contracts.decode import RejectReason
+    except ImportError:
+        return frozenset(codes.union(_FALLBACK_REJECT_REASONS))
+    return frozenset(codes.union(str(getattr(r, "value", r)) for r in RejectReason))
+
+
+#: Why an inbound record went to ``hub.dead-letter`` (bounded; anything else counts as OTHER).
+REJECT_REASONS: frozenset[str] = _reject_reasons()
 #: Pipeline stages that process batches.
 STAGES: frozenset[str] = frozenset({"ingest", "correlate", "area", "release"})
 
@@ -135,7 +144,7 @@ disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 EVENTS_RECEIVED = Counter(
-    "hub_events_received", "Inbound case events consumed (including ones later rejected).",
+    "hub_events_received", "Inbound case events decoded, per source and case type.",
     ["source", "case_type"], registry=REGISTRY,
 )
 EVENTS_REJECTED = Counter(
@@ -415,6 +424,23 @@ def set_worker_info(role: str = "worker", version: str = __version__) -> None:
     """Publish ``hub_worker_info{version, role}`` (role e.g. ``ingest``, ``correlate``)."""
     safe_version = version if _VERSION_RE.match(version) else OTHER
     WORKER_INFO.info({"version": safe_version, "role": safe_identifier(role)})
+
+
+_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "counter": ("_total",),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "info": ("_info",),
+}
+
+
+def metric_names() -> frozenset[str]:
+    """Every sample name the hub can expose (e.g. ``hub_events_received_total``)."""
+    return frozenset(
+        family.name + suffix
+        for family in REGISTRY.collect()
+        for suffix in _SUFFIXES.get(family.type, ("",))
+    )
 
 
 def start_metrics_server(

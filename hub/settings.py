@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     topic_prefix: str = Field(default="hub.", description="prefix of every topic the hub owns")
     data_dir: Path = Field(default=PROJECT_ROOT / ".local" / "data")
-    rules_config: Path | None = Field(default=None, description="TOML rules config; default built in")
+    rules_config: Path | None = Field(
+        default=None, description="TOML rules config; default built in"
+    )
     reference_config: Path | None = Field(default=None, description="municipalities/steering TOML")
     schema_registry_url: str | None = None
     metrics_port: int = Field(default=9464, ge=0, le=65535)

@@ -31,8 +31,10 @@ def broker() -> str:
 
     settings = Settings()
     if probe(settings.broker, timeout=10.0) is None:
-        pytest.fail(f"no Kafka broker answers at {settings.broker}: run `make test` or "
-                    "`hub kafka start` (or set HUB_BROKER)")
+        pytest.fail(
+            f"no Kafka broker answers at {settings.broker}: run `make test` or "
+            "`hub kafka start` (or set HUB_BROKER)"
+        )
     status = LocalKafka(settings).status()
     print(f"\nbroker under test: {status.describe()}")
     return settings.broker

@@ -1,8 +1,8 @@
 """Parse and normalise Dutch address parts (BAG terms) from messy agency input.
 
-Hot path: every inbound event goes through :func:`normalise_address`, so the code uses
-precompiled regular expressions, plain tuples and an LRU cache keyed on the raw input (a replay
-sees the same few hundred thousand addresses millions of times). No pydantic here.
+Hot path: every inbound event goes through :func:`normalise_address` (via the cached
+:func:`hub.address.key.address_key`), so the code uses precompiled regular expressions, plain
+tuples, a fast path for plain digit house numbers and small LRU caches. No pydantic here.
 
 Rules (see ``docs/addresses.md``):
 
@@ -86,7 +86,7 @@ class AddressParts(NamedTuple):
     huisnummertoevoeging: str | None = None  # "2", "BIS", "HS"
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)
 def normalise_postcode(value: str) -> str:
     """``" 9711-ab "`` -> ``"9711AB"``; raises AddressError for anything that is not a postcode."""
     if type(value) is not str:
@@ -179,7 +179,6 @@ def parse_house_number(value: str | int) -> tuple[int, str | None, str | None]:
     )
 
 
-@lru_cache(maxsize=131_072, typed=True)
 def normalise_address(
     postcode: str,
     huisnummer: str | int,
@@ -190,7 +189,8 @@ def normalise_address(
 
     ``huisnummer`` may carry letter and toevoeging as free text (see module docs); when the
     separate fields are also filled they must agree with it, otherwise the input is ambiguous and
-    rejected. Cached (typed, so ``True`` is not taken for ``1``): exceptions are not cached.
+    rejected. Not cached itself (a cache miss costs more than the work); the postcode part is,
+    and :func:`hub.address.key.address_key` caches whole inputs for the hot path.
     """
     pc = normalise_postcode(postcode)
     number, text_letter, text_toev = parse_house_number(huisnummer)

@@ -140,7 +140,12 @@ def load_schema_file(path: Path) -> SchemaVersion:
 class SchemaSet:
     """All released versions, by fingerprint and by (name, version); the current one per name."""
 
-    def __init__(self, versions: Iterable[SchemaVersion]) -> None:
+    def __init__(
+        self, versions: Iterable[SchemaVersion], pinned: Mapping[str, int] | None = None
+    ) -> None:
+        """``pinned`` fixes the current (reader) version of some records, e.g. a deployment
+        that knows v2 as a writer schema but still reads into v1."""
+        self._pinned = dict(pinned or {})
         self._by_name: dict[str, dict[int, SchemaVersion]] = {}
         self._by_fingerprint: dict[bytes, SchemaVersion] = {}
         for sv in versions:
@@ -157,6 +162,9 @@ class SchemaSet:
             fullnames = {sv.fullname for sv in per_name.values()}
             if len(fullnames) != 1:
                 raise SchemaError(f"{name}: versions disagree on the full name: {fullnames}")
+        for name, version in self._pinned.items():
+            if version not in self._by_name.get(name, {}):
+                raise SchemaError(f"pinned {name} v{version} is not loaded")
 
     @classmethod
     def from_dir(cls, directory: Path | None = None) -> SchemaSet:
@@ -175,7 +183,7 @@ class SchemaSet:
         per_name = self._by_name.get(name.rsplit(".", 1)[-1])
         if not per_name:
             raise KeyError(f"unknown record {name!r}")
-        return per_name[max(per_name)]
+        return per_name[self._pinned.get(name.rsplit(".", 1)[-1], max(per_name))]
 
     def get(self, name: str, version: int) -> SchemaVersion:
         return self._by_name[name.rsplit(".", 1)[-1]][version]
@@ -191,9 +199,11 @@ class SchemaSet:
         for name in self.names:
             yield from self.versions(name)
 
-    def with_versions(self, extra: Iterable[SchemaVersion]) -> SchemaSet:
+    def with_versions(
+        self, extra: Iterable[SchemaVersion], pinned: Mapping[str, int] | None = None
+    ) -> SchemaSet:
         """A new set with more versions (tests: a test-only v2 next to the released v1)."""
-        return SchemaSet([*self, *extra])
+        return SchemaSet([*self, *extra], pinned)
 
 
 @lru_cache(maxsize=1)
@@ -243,6 +253,21 @@ def check_compatible(
     _collect_named(w_json, None, w_named)
     _collect_named(r_json, None, r_named)
     _check(w_json, r_json, "", None, None, w_named, r_named, problems, set())
+    return problems
+
+
+def check_release(schemas: SchemaSet) -> list[str]:
+    """Release policy: every version of a record is FULL-compatible with every earlier one
+    (new readers read old data and old readers read new data). Empty list = releasable."""
+    problems: list[str] = []
+    for name in schemas.names:
+        versions = schemas.versions(name)
+        for i, new in enumerate(versions):
+            for old in versions[:i]:
+                for p in check_compatible(old, new):
+                    problems.append(f"{name} v{new.version} cannot read v{old.version}: {p}")
+                for p in check_compatible(new, old):
+                    problems.append(f"{name} v{old.version} cannot read v{new.version}: {p}")
     return problems
 
 
@@ -405,9 +430,7 @@ def _check(
         return
 
     if wk == "array":
-        _check(
-            w["items"], r["items"], f"{path}[]", w_ns, r_ns, w_named, r_named, problems, seen
-        )
+        _check(w["items"], r["items"], f"{path}[]", w_ns, r_ns, w_named, r_named, problems, seen)
         return
     if wk == "map":
         _check(

@@ -20,14 +20,16 @@ scale. ``encode`` accepts ints (epoch ms, days) as well as ``datetime``/``date``
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from io import BytesIO
 from typing import Any, Literal, Protocol
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import schemaless_reader, schemaless_writer
 
 from hub.contracts.avro import SchemaSet, SchemaVersion, default_schema_set, load_schema_version
 
@@ -69,7 +71,7 @@ class SchemaRegistryUnavailable(Exception):
 
 
 class SchemaRegistry(Protocol):
-    """The two registry operations the codec needs. ``get_schema_str`` raises KeyError if unknown."""
+    """What the codec needs from a registry; ``get_schema_str`` raises KeyError if unknown."""
 
     def register(self, subject: str, schema_str: str) -> int: ...
 
@@ -173,7 +175,9 @@ class AvroCodec:
     ) -> None:
         self.schemas = schemas or default_schema_set()
         self.registry = registry
-        self.framing: Framing = framing or ("confluent" if registry is not None else "single_object")
+        self.framing: Framing = framing or (
+            "confluent" if registry is not None else "single_object"
+        )
         if self.framing == "confluent" and registry is None:
             raise ValueError("confluent framing needs a schema registry")
         self._subject_for = subject_for
@@ -241,7 +245,9 @@ class AvroCodec:
         if schema_id is None:
             assert self.registry is not None
             current = self.schemas.current(name)
-            schema_id = self.registry.register(self._subject_for(current.fullname), current.schema_str)
+            schema_id = self.registry.register(
+                self._subject_for(current.fullname), current.schema_str
+            )
             self._ids[name] = schema_id
             self._id_plans.setdefault(schema_id, self._plan_for(current))
         return schema_id
@@ -281,19 +287,21 @@ class AvroCodec:
         try:
             schema_str = self.registry.get_schema_str(schema_id)
         except KeyError:
-            raise DecodeError(UNKNOWN_SCHEMA, f"schema id {schema_id} unknown to the registry") from None
+            raise DecodeError(
+                UNKNOWN_SCHEMA, f"schema id {schema_id} unknown to the registry"
+            ) from None
         try:
-            import json
-
             writer = load_schema_version(json.loads(schema_str), 0)
         except Exception as exc:  # a registry may hold anything
-            raise DecodeError(UNKNOWN_SCHEMA, f"schema id {schema_id}: unreadable schema", exc) from exc
+            raise DecodeError(
+                UNKNOWN_SCHEMA, f"schema id {schema_id}: unreadable schema", exc
+            ) from exc
         released = self.schemas.by_fingerprint(writer.fingerprint)
         if released is not None:
             plan = self._fp_plans[released.fingerprint]
         elif writer.name in self.schemas.names:
             current = self.schemas.current(writer.name)
-            plan = ReadPlan(writer.name, writer.parsed, parse_schema(current.raw), None)
+            plan = ReadPlan(writer.name, writer.parsed, current.parsed, None)
         else:
             raise DecodeError(
                 UNKNOWN_SCHEMA, f"schema id {schema_id} is a {writer.fullname}, not a hub record"
@@ -330,7 +338,9 @@ class AvroCodec:
                 else:
                     plan, offset = self.plan(raw)
                 if expected is not None and plan.name != expected:
-                    raise DecodeError(WRONG_RECORD_TYPE, f"expected a {expected}, got a {plan.name}")
+                    raise DecodeError(
+                        WRONG_RECORD_TYPE, f"expected a {expected}, got a {plan.name}"
+                    )
                 append(_read(raw, offset, plan))
             except DecodeError as exc:
                 append(exc)
@@ -359,6 +369,19 @@ def _read(raw: bytes, offset: int, plan: ReadPlan) -> dict[str, Any]:
     if buf.tell() != len(raw):
         raise DecodeError(UNDECODABLE, f"{plan.name}: {len(raw) - buf.tell()} trailing bytes")
     return record  # type: ignore[no-any-return]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def to_epoch_ms(value: int | datetime) -> int:
+    """A decoded timestamp-millis (aware datetime) or an int -> epoch milliseconds, exactly."""
+    if isinstance(value, int):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _MS
 
 
 @lru_cache(maxsize=1)

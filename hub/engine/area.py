@@ -19,7 +19,6 @@ from hub.contracts.enums import RuleName
 from hub.engine.config import RulesConfig
 from hub.engine.lifecycle import (
     CATEGORY_SIGNAL,
-    FIRING,
     AlertState,
     Desired,
     Transition,
@@ -101,11 +100,12 @@ def steering_group_of(members: dict[str, str]) -> str:
     return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
-def _desired(state: AreaState, update: AreaUpdate, config: RulesConfig) -> dict[str, Desired]:
+def _desired(
+    state: AreaState, update: AreaUpdate, group: str, config: RulesConfig
+) -> dict[str, Desired]:
     members = state.members
     if len(members) < config.area_threshold:
         return {}
-    group = steering_group_of(members)
     addresses = sorted(members)
     detail = {
         "address_count": str(len(addresses)),
@@ -135,15 +135,14 @@ def apply(
         if update.address_key not in members:
             return state, []
         del members[update.address_key]
-    changed = reconcile(
-        state.alerts, _desired(state, update, config), update.occurred_at_ms, state.version_floor
-    )
+    group = steering_group_of(members) if members else update.steering_group
+    desired = _desired(state, update, group, config)
+    changed = reconcile(state.alerts, desired, update.occurred_at_ms, state.version_floor, group)
     if not changed:
         return state, []
     emitted_at = now_ms if now_ms is not None else time.time_ns() // 1_000_000
     out = []
     for st in changed:
-        group = steering_group_of(members) if members else update.steering_group
         out.append(
             Transition(
                 fingerprint=st.fp,
@@ -154,8 +153,7 @@ def apply(
                 address_key=None,
                 area=state.area,
                 gemeentecode=None,
-                steering_group=group if st.status == FIRING else st.detail.get("steering_group")
-                or group,
+                steering_group=st.steering_group,
                 lead=None,
                 cases=[],
                 event_ids=[update.event_id] if update.event_id else [],

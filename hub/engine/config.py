@@ -13,7 +13,6 @@ import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.contracts.enums import CaseType, RuleName
 
-DEFAULT_RULES_RESOURCE = "config/rules.toml"
+# Package data next to this package (works for source trees, wheels and editable installs).
+DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "config" / "rules.toml"
 
 DEFAULT_TYPE_RANKING: tuple[CaseType, ...] = (
     CaseType.STRENGTHENING,
@@ -159,5 +159,4 @@ def load_config(path: Path | str | None = None) -> RulesConfig:
 @lru_cache(maxsize=1)
 def default_config() -> RulesConfig:
     """The packaged default rules (cached: it is immutable)."""
-    text = resources.files("hub").joinpath(DEFAULT_RULES_RESOURCE).read_text(encoding="utf-8")
-    return parse_config(text)
+    return parse_config(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))

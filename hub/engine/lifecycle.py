@@ -76,6 +76,7 @@ class AlertState:
     refs: tuple[CaseRef, ...]
     lead: CaseRef | None
     detail: dict[str, str]
+    steering_group: str  # where it was last sent FIRING: the resolution goes to the same group
 
     def to_row(self) -> list[Any]:
         return [
@@ -89,6 +90,7 @@ class AlertState:
             self.refs,
             self.lead,
             self.detail,
+            self.steering_group,
         ]
 
     @classmethod
@@ -105,6 +107,7 @@ class AlertState:
             tuple((r[0], r[1]) for r in row[7]),
             (lead[0], lead[1]) if lead is not None else None,
             row[9],
+            row[10],
         )
 
 
@@ -113,6 +116,7 @@ def reconcile(
     desired: dict[str, Desired],
     at_ms: int,
     version_floor: int,
+    steering_group: str,
     scope: set[str] | frozenset[str] | None = None,
 ) -> list[AlertState]:
     """Bring ``alerts`` (mutated) to ``desired``; return the states that must be emitted.
@@ -135,6 +139,7 @@ def reconcile(
                 want.refs,
                 want.lead,
                 want.detail,
+                steering_group,
             )
             alerts[fp] = st
             changed.append(st)
@@ -147,6 +152,7 @@ def reconcile(
             st.refs = want.refs
             st.lead = want.lead
             st.detail = want.detail
+            st.steering_group = steering_group
             changed.append(st)
         elif st.digest != want.digest:
             st.version += 1
@@ -154,6 +160,7 @@ def reconcile(
             st.refs = want.refs
             st.lead = want.lead
             st.detail = want.detail
+            st.steering_group = steering_group
             changed.append(st)
     for fp, st in alerts.items():
         if st.status == FIRING and fp not in desired and (scope is None or st.rule in scope):
@@ -176,7 +183,7 @@ def prune_resolved(alerts: dict[str, AlertState], keep: int, version_floor: int)
     return version_floor
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Transition:
     """One emitted alert/signal record; ``to_record()`` matches schemas/avro/Alert.v1.avsc."""
 

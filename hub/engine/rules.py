@@ -8,7 +8,7 @@ current case states, the outcome does not depend on the order the events arrived
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from hub.contracts.enums import UNDECIDED_STATUSES, CaseType, RuleName
 from hub.engine.cases import CaseState, format_cents
@@ -35,7 +35,7 @@ _UNDECIDED = frozenset(s.value for s in UNDECIDED_STATUSES)
 _BEFORE_RULE = {_DAMAGE: REPAIR_BEFORE, _INSULATION: INSULATION_BEFORE}
 
 
-def lead_key(rank: dict[str, int]):  # noqa: ANN201 - returns a sort key function
+def lead_key(rank: dict[str, int]) -> Callable[[CaseState], tuple[int, int, str, str]]:
     """Sort key: highest-ranked type, then first seen earliest, then (source, case_id)."""
     unranked = len(rank)
     return lambda c: (rank.get(c.case_type, unranked), c.first_ms, c.source, c.case_id)
@@ -60,11 +60,14 @@ def _flat(refs: Iterable[CaseRef]) -> list[str]:
 def contact_routing(
     active: list[CaseState], address_key: str, gm: str, sg: str, config: RulesConfig
 ) -> list[Desired]:
-    """Rule 1: >= 2 distinct sources active -> one lead case, every other case routes through it."""
+    """Rule 1: >= 2 distinct sources active -> one lead case, every other case routes through it.
+
+    ``active`` must be in lead order (see :func:`lead_key`), as :func:`evaluate` passes it.
+    """
     sources = {c.source for c in active}
     if len(sources) < 2:
         return []
-    ordered = sorted(active, key=lead_key(config.rank))
+    ordered = active  # evaluate() passes the cases in lead order
     lead = ordered[0]
     contact = (lead.contact_role, lead.contact_name, lead.contact_phone, lead.contact_email)
     known = any(v for v in contact)
@@ -201,15 +204,23 @@ def evaluate(
     gemeentecode: str | None,
     steering_group: str,
     config: RulesConfig,
-) -> dict[str, Desired]:
-    """All per-address rules: fingerprint -> desired alert."""
-    if not active:
-        return {}
+) -> tuple[dict[str, Desired], CaseState | None]:
+    """All per-address rules: (fingerprint -> desired alert, the lead case of the address).
+
+    The cases are sorted once by the lead order; every rule sees that order.
+    """
+    n = len(active)
+    if n == 0:
+        return {}, None
+    if n == 1:  # only the per-case rule can fire
+        c = active[0]
+        if c.case_type != _BOTTLENECK or c.amount_cents is None:
+            return {}, c
+        found = mandate_exceeded(active, address_key, gemeentecode or "", steering_group, config)
+        return {d.fp: d for d in found}, c
+    ordered = sorted(active, key=lead_key(config.rank))
     gm = gemeentecode or ""
-    if len(active) == 1:  # only the per-case rule can fire
-        found = mandate_exceeded(active, address_key, gm, steering_group, config)
-    else:
-        found = []
-        for rule in RULES:
-            found.extend(rule(active, address_key, gm, steering_group, config))
-    return {d.fp: d for d in found}
+    found = []
+    for rule in RULES:
+        found.extend(rule(ordered, address_key, gm, steering_group, config))
+    return {d.fp: d for d in found}, ordered[0]

@@ -19,10 +19,20 @@ app = faust.App(
     web_enabled=False,
     producer_acks=-1,
 )
-source = app.topic(os.environ["SMOKE_IN"], key_type=bytes, value_type=bytes,
-                   key_serializer="raw", value_serializer="raw")
-sink = app.topic(os.environ["SMOKE_OUT"], key_type=bytes, value_type=bytes,
-                 key_serializer="raw", value_serializer="raw")
+source = app.topic(
+    os.environ["SMOKE_IN"],
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+sink = app.topic(
+    os.environ["SMOKE_OUT"],
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+)
 counts = app.Table("counts", default=int, partitions=int(os.environ.get("SMOKE_PARTITIONS", "1")))
 
 

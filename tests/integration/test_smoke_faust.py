@@ -13,28 +13,49 @@ from confluent_kafka import Consumer, Producer
 
 
 def test_faust_agent_updates_rocksdb_table_and_emits_to_output_topic(
-    broker: str, topic_factory: Callable[..., str], unique_name: Callable[[str], str],
+    broker: str,
+    topic_factory: Callable[..., str],
+    unique_name: Callable[[str], str],
     tmp_path: Path,
 ) -> None:
     source = topic_factory("in")
     sink = topic_factory("out")
-    producer = Producer({"bootstrap.servers": broker, "enable.idempotence": True, "acks": "all",
-                         "partitioner": "murmur2_random"})
+    producer = Producer(
+        {
+            "bootstrap.servers": broker,
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+        }
+    )
     words = ["a", "b", "a", "c", "a", "b"]
     for i, key in enumerate(words):
         producer.produce(source, key=key, value=f"w{i}")
     assert producer.flush(30) == 0
 
-    env = {**os.environ, "HUB_BROKER": broker, "SMOKE_APP_ID": unique_name("app"),
-           "SMOKE_DATA_DIR": str(tmp_path / "faust"), "SMOKE_IN": source, "SMOKE_OUT": sink}
+    env = {
+        **os.environ,
+        "HUB_BROKER": broker,
+        "SMOKE_APP_ID": unique_name("app"),
+        "SMOKE_DATA_DIR": str(tmp_path / "faust"),
+        "SMOKE_IN": source,
+        "SMOKE_OUT": sink,
+    }
     app_file = Path(__file__).with_name("faust_smoke_app.py")
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
         [sys.executable, str(app_file), "worker", "-l", "warn", "--without-web"],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": unique_name("reader"),
-                         "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker,
+            "group.id": unique_name("reader"),
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([sink])
     results: list[tuple[str, str]] = []
     try:

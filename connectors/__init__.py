@@ -1,0 +1,1 @@
+"""Connectors: ways for agency events to reach the hub (file import, HTTP, callbacks, simulator)."""

@@ -1,0 +1,325 @@
+"""The address register: nummeraanduiding ids, address keys, buildings (pand) and municipalities.
+
+Correlation needs the building-to-address relation (strengthening works per building, damage per
+address) and events often carry only an id. The register learns from every event that carries
+more than one identifier and can be seeded from a BAG extract (CSV).
+
+Everything it knows is expressible as small, idempotent *facts* (JSON-able ``dict[str, str]``):
+
+* ``{"fact": "nummeraanduiding", "nummeraanduiding_id": ..., "address_key": ...}``
+* ``{"fact": "pand", "pand_id": ..., "address_key": ...}``  (the address lies in that building)
+* ``{"fact": "gemeente", "address_key": ..., "gemeentecode": ...}``  (current municipality)
+
+:meth:`AddressRegister.learn` returns the facts that were new, so the pipeline can publish them
+to the compacted ``hub.address-register`` topic (Kafka key: :func:`fact_key`) and other workers
+can :meth:`AddressRegister.apply_fact` them. Each fact stands alone, so applying them in any order
+across keys converges; per fact key the latest wins (which compaction preserves).
+
+Memory: a few hundred thousand addresses. One dict key -> small slotted entry, one dict
+id -> key, one dict pand -> list of keys; key strings are shared between the three. About
+0.4-0.5 kB per address (measured figure in docs/addresses.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.address.key import make_key, parse_key
+from hub.address.normalise import (
+    AddressError,
+    normalise_address,
+    normalise_gemeentecode,
+    normalise_nummeraanduiding_id,
+    normalise_pand_id,
+)
+
+log = logging.getLogger(__name__)
+
+Fact = dict[str, str]
+
+FACT_NUMMERAANDUIDING = "nummeraanduiding"
+FACT_PAND = "pand"
+FACT_GEMEENTE = "gemeente"
+
+CSV_COLUMNS = (
+    "nummeraanduiding_id",
+    "postcode",
+    "huisnummer",
+    "huisletter",
+    "huisnummertoevoeging",
+    "pand_id",
+    "gemeentecode",
+)
+MAX_BAD_ROWS_KEPT = 1000
+
+
+def nummeraanduiding_fact(nummeraanduiding_id: str, address_key: str) -> Fact:
+    return {
+        "fact": FACT_NUMMERAANDUIDING,
+        "nummeraanduiding_id": nummeraanduiding_id,
+        "address_key": address_key,
+    }
+
+
+def pand_fact(pand_id: str, address_key: str) -> Fact:
+    return {"fact": FACT_PAND, "pand_id": pand_id, "address_key": address_key}
+
+
+def gemeente_fact(address_key: str, gemeentecode: str) -> Fact:
+    return {"fact": FACT_GEMEENTE, "address_key": address_key, "gemeentecode": gemeentecode}
+
+
+def fact_key(fact: Fact) -> str:
+    """The Kafka key of a fact on the compacted topic: compaction keeps the latest per key."""
+    kind = fact["fact"]
+    if kind == FACT_NUMMERAANDUIDING:
+        return f"nummeraanduiding:{fact['nummeraanduiding_id']}"
+    if kind == FACT_PAND:
+        return f"pand:{fact['pand_id']}:{fact['address_key']}"
+    if kind == FACT_GEMEENTE:
+        return f"gemeente:{fact['address_key']}"
+    raise ValueError(f"unknown fact kind {kind!r}")
+
+
+class _Entry:
+    """What the register knows about one address key (slotted: ~64 bytes)."""
+
+    __slots__ = ("gemeentecode", "ids", "key", "pands")
+
+    def __init__(self, key: str) -> None:
+        self.key = key  # the shared key object (dict values reuse it)
+        self.ids: tuple[str, ...] = ()  # usually one; BAG keys are not always unique
+        self.pands: tuple[str, ...] = ()  # usually one; a dwelling can span buildings
+        self.gemeentecode: str | None = None  # current municipality
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line: int  # 1-based physical line in the file (header is line 1)
+    field: str
+    reason: str
+
+
+@dataclass(slots=True)
+class LoadReport:
+    """Outcome of :meth:`AddressRegister.load_csv`: loaded rows and the rows refused."""
+
+    rows: int = 0
+    loaded: int = 0
+    bad_count: int = 0
+    bad_rows: list[BadRow] = field(default_factory=list)  # first MAX_BAD_ROWS_KEPT only
+
+    @property
+    def ok(self) -> bool:
+        return self.bad_count == 0
+
+
+class AddressRegister:
+    """In-memory register; single-threaded (one per ingest worker), rebuilt from facts."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, _Entry] = {}
+        self._key_by_id: dict[str, str] = {}
+        self._keys_by_pand: dict[str, list[str]] = {}
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Number of address keys known."""
+        return len(self._by_key)
+
+    def __contains__(self, address_key: object) -> bool:
+        return address_key in self._by_key
+
+    @property
+    def building_count(self) -> int:
+        return len(self._keys_by_pand)
+
+    def key_for_id(self, nummeraanduiding_id: str) -> str | None:
+        """The address key of a nummeraanduiding id, or None when not (yet) known."""
+        return self._key_by_id.get(nummeraanduiding_id)
+
+    def ids_of(self, address_key: str) -> tuple[str, ...]:
+        """The nummeraanduiding ids known for a key (usually one)."""
+        entry = self._by_key.get(address_key)
+        return entry.ids if entry is not None else ()
+
+    def keys_in_building(self, pand_id: str) -> tuple[str, ...]:
+        """Every address key known in a building, in the order learned."""
+        keys = self._keys_by_pand.get(pand_id)
+        return tuple(keys) if keys else ()
+
+    def buildings_of(self, address_key: str) -> tuple[str, ...]:
+        """The pand ids an address lies in (usually one)."""
+        entry = self._by_key.get(address_key)
+        return entry.pands if entry is not None else ()
+
+    def municipality_of(self, address_key: str) -> str | None:
+        """The current gemeentecode of a key as learned, or None."""
+        entry = self._by_key.get(address_key)
+        return entry.gemeentecode if entry is not None else None
+
+    # -- learning ---------------------------------------------------------------------------
+
+    def learn(
+        self,
+        address_key: str,
+        *,
+        nummeraanduiding_id: str | None = None,
+        pand_id: str | None = None,
+        gemeentecode: str | None = None,
+    ) -> list[Fact]:
+        """Record what an event says about ``address_key``; return only the facts that are new.
+
+        Inputs must be normalised (key from :mod:`hub.address.key`, ids validated, gemeentecode
+        already the *current* code). A nummeraanduiding id that moves to another key leaves the
+        old one (BAG renumbering); a pand is only ever added; the municipality is last-writer-wins.
+        """
+        if nummeraanduiding_id is None and pand_id is None and gemeentecode is None:
+            return []
+        entry = self._by_key.get(address_key)
+        if entry is None:
+            entry = self._by_key[address_key] = _Entry(address_key)
+        key = entry.key
+        facts: list[Fact] = []
+        if nummeraanduiding_id is not None:
+            old = self._key_by_id.get(nummeraanduiding_id)
+            if old != key:
+                if old is not None:
+                    old_entry = self._by_key[old]
+                    old_entry.ids = tuple(i for i in old_entry.ids if i != nummeraanduiding_id)
+                self._key_by_id[nummeraanduiding_id] = key
+                entry.ids = (*entry.ids, nummeraanduiding_id)
+                facts.append(nummeraanduiding_fact(nummeraanduiding_id, key))
+        if pand_id is not None and pand_id not in entry.pands:
+            keys = self._keys_by_pand.get(pand_id)
+            if keys is None:
+                self._keys_by_pand[pand_id] = [key]
+            else:
+                keys.append(key)
+            entry.pands = (*entry.pands, pand_id)
+            facts.append(pand_fact(pand_id, key))
+        if gemeentecode is not None and entry.gemeentecode != gemeentecode:
+            entry.gemeentecode = sys.intern(gemeentecode)
+            facts.append(gemeente_fact(key, gemeentecode))
+        return facts
+
+    def apply_fact(self, fact: Fact) -> list[Fact]:
+        """Apply a fact another worker published; return it in a list when it changed something.
+
+        Validates the fact (it crossed a topic). An unknown ``fact`` kind is ignored so an older
+        worker survives a newer one's facts; a malformed known fact raises ValueError.
+        """
+        try:
+            kind = fact["fact"]
+            if kind == FACT_NUMMERAANDUIDING:
+                key = _checked_key(fact["address_key"])
+                nid = normalise_nummeraanduiding_id(fact["nummeraanduiding_id"])
+                return self.learn(key, nummeraanduiding_id=nid)
+            if kind == FACT_PAND:
+                key = _checked_key(fact["address_key"])
+                return self.learn(key, pand_id=normalise_pand_id(fact["pand_id"]))
+            if kind == FACT_GEMEENTE:
+                key = _checked_key(fact["address_key"])
+                code = normalise_gemeentecode(fact["gemeentecode"])
+                return self.learn(key, gemeentecode=code)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed register fact: missing or bad {exc}") from exc
+        log.debug("ignoring register fact of unknown kind %r", kind)
+        return []
+
+    def to_facts(self, address_key: str) -> list[Fact]:
+        """Every fact about one key (to republish or inspect an address)."""
+        entry = self._by_key.get(address_key)
+        if entry is None:
+            return []
+        facts = [nummeraanduiding_fact(i, entry.key) for i in entry.ids]
+        facts.extend(pand_fact(p, entry.key) for p in entry.pands)
+        if entry.gemeentecode is not None:
+            facts.append(gemeente_fact(entry.key, entry.gemeentecode))
+        return facts
+
+    def iter_facts(self) -> Iterator[Fact]:
+        """Every fact in the register (a snapshot that :meth:`apply_fact` rebuilds exactly)."""
+        for key in self._by_key:
+            yield from self.to_facts(key)
+
+    # -- seeding ----------------------------------------------------------------------------
+
+    def load_csv(
+        self,
+        path: Path,
+        *,
+        map_gemeentecode: Callable[[str], str | None] | None = None,
+        delimiter: str | None = None,
+    ) -> LoadReport:
+        """Seed from a BAG extract with the columns of :data:`CSV_COLUMNS` (extra ones ignored).
+
+        Bad rows are reported with their line number and skipped; one bad row never aborts the
+        load. A dwelling spanning buildings appears as several rows with the same id. The
+        delimiter (``,`` or ``;``) is detected from the header unless given; ``map_gemeentecode``
+        maps a code to the current one (e.g. ``Municipalities.current_code``). Facts are not
+        returned (hundreds of thousands); every worker seeds from the same file.
+        """
+        report = LoadReport()
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            header = fh.readline()
+            if delimiter is None:
+                delimiter = ";" if header.count(";") > header.count(",") else ","
+            columns = [c.strip().lower() for c in next(csv.reader([header], delimiter=delimiter))]
+            missing = [c for c in CSV_COLUMNS if c not in columns]
+            if missing:
+                raise ValueError(f"{path}: header lacks column(s) {', '.join(missing)}")
+            idx = [columns.index(c) for c in CSV_COLUMNS]
+            width = max(idx) + 1
+            reader = csv.reader(fh, delimiter=delimiter)
+            for row in reader:
+                line = reader.line_num + 1  # +1: the header was read before the reader
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                report.rows += 1
+                if len(row) < width:
+                    _bad(report, line, "row", f"{len(row)} columns, expected {len(columns)}")
+                    continue
+                nid, pc, hn, hl, toev, pand, gm = (row[i] for i in idx)
+                try:
+                    nid = normalise_nummeraanduiding_id(nid)
+                    key = make_key(normalise_address(pc, hn, hl or None, toev or None))
+                    pand_id = normalise_pand_id(pand) if pand.strip() else None
+                    code = normalise_gemeentecode(gm) if gm.strip() else None
+                    if code is not None and map_gemeentecode is not None:
+                        code = map_gemeentecode(code)
+                except AddressError as exc:
+                    _bad(report, line, exc.field, exc.reason)
+                    continue
+                self.learn(key, nummeraanduiding_id=nid, pand_id=pand_id, gemeentecode=code)
+                report.loaded += 1
+        log.info(
+            "address register seeded: %d rows, %d loaded, %d refused; %d addresses, %d buildings",
+            report.rows,
+            report.loaded,
+            report.bad_count,
+            len(self._by_key),
+            len(self._keys_by_pand),
+        )
+        return report
+
+
+def _checked_key(value: str) -> str:
+    try:
+        parse_key(value)
+    except AddressError as exc:
+        raise ValueError(f"malformed register fact: {exc}") from exc
+    return value
+
+
+def _bad(report: LoadReport, line: int, field_name: str, reason: str) -> None:
+    report.bad_count += 1
+    if len(report.bad_rows) < MAX_BAD_ROWS_KEPT:
+        report.bad_rows.append(BadRow(line, field_name, reason))
+    log.debug("address CSV line %d refused: %s: %s", line, field_name, reason)

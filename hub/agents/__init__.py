@@ -1,0 +1,1 @@
+"""Faust agents: thin wiring from topics to the runtime (and through it to the pure engine)."""

@@ -1,0 +1,390 @@
+"""Bytes or JSON in, a validated :class:`CaseEvent` or a :class:`Rejection` out. Never raises.
+
+A Rejection names the field (dotted path, e.g. ``address.postcode``) and the rule, in the form
+``address.postcode: 'SS12' is not a Dutch postcode``. Values are echoed for identifiers, codes
+and address parts only; contact data and free attributes are personal or may be, so their values
+are never echoed (AVG/GDPR), only the rule they broke.
+
+The Avro path validates the fastavro dict with ``CaseEvent.model_validate`` directly: the decoder
+already guarantees the types, and pydantic-core checks the remaining constraints faster than a
+hand-written Python fast path plus ``model_construct`` would (measured; see docs/contracts.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from hub.contracts.avro import CASE_EVENT
+from hub.contracts.codec import AvroCodec, DecodeError, get_codec
+from hub.contracts.events import CaseEvent
+
+
+class RejectReason(StrEnum):
+    """Why an input was rejected. Later stages (address) add their own codes as plain strings."""
+
+    UNDECODABLE = "UNDECODABLE"  # not Avro in a known framing, corrupt body, not JSON
+    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"  # fingerprint / schema id not known
+    INCOMPATIBLE_SCHEMA = "INCOMPATIBLE_SCHEMA"  # writer schema cannot be resolved to ours
+    WRONG_RECORD_TYPE = "WRONG_RECORD_TYPE"  # a valid record, but not a CaseEvent
+    MISSING_FIELD = "MISSING_FIELD"
+    INVALID_FIELD = "INVALID_FIELD"
+    UNKNOWN_SOURCE = "UNKNOWN_SOURCE"  # source not in our enum (or the Avro reader default)
+
+
+class Stage(StrEnum):
+    DECODE = "decode"
+    VALIDATE = "validate"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A refused input: what failed, where, and why. Safe to log and to put in DLQ headers."""
+
+    reason_code: str
+    field: str | None
+    message: str
+    stage: str = Stage.VALIDATE
+    exception_class: str = "hub.contracts.decode.Rejection"
+    details: tuple[str, ...] = ()  # every message when several fields failed
+
+    def __str__(self) -> str:
+        return f"{self.reason_code}: {self.message}"
+
+
+# Fields whose values must never be echoed in a message (personal data, or may be).
+_PERSONAL_PREFIXES = ("contact", "attributes")
+# Human rules for fields whose pydantic message would only show a regex.
+_FIELD_RULES: dict[str, str] = {
+    "address.postcode": "is not a Dutch postcode",
+    "address.huisnummer": "is not a house number (1-99999, or text starting with one)",
+    "address.nummeraanduiding_id": (
+        "is not a BAG nummeraanduiding id (16 digits: municipality code, 20, 10 digits)"
+    ),
+    "address.pand_id": "is not a BAG pand id (16 digits: municipality code, 10, 10 digits)",
+    "address.gemeentecode": "is not a municipality code (GM + 4 digits)",
+    "source": "is not a known source (NCG, IMG, MUNICIPALITY, HOUSING_CORPORATION)",
+    "occurred_at": "must be an ISO 8601 timestamp with offset, e.g. 2024-05-01T10:00:00+02:00",
+}
+_TYPE_RULES: dict[str, str] = {
+    "timezone_aware": "must carry a UTC offset (ISO 8601, e.g. 2024-05-01T10:00:00+02:00)",
+    "extra_forbidden": "is not a field of CaseEvent v1",
+    "missing": "is required",
+    "string_too_short": "must not be empty",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+}
+_MAX_ECHO = 64
+
+
+def _echo(value: Any) -> str | None:
+    """repr of a scalar, shortened; None for containers (never echo a whole object)."""
+    if value is None or isinstance(value, (str, int, float, Decimal, date)):
+        text = repr(value) if not isinstance(value, (Decimal, date)) else repr(str(value))
+        return text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 4] + "...'"
+    return None
+
+
+def _is_personal(field: str) -> bool:
+    return field.split(".", 1)[0] in _PERSONAL_PREFIXES
+
+
+def _rule_from_pydantic(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind in _TYPE_RULES:
+        return _TYPE_RULES[kind]
+    msg: str = error["msg"]
+    if kind == "value_error" and msg.startswith("Value error, "):
+        return msg[len("Value error, ") :]
+    for prefix in ("String ", "Input ", "Value ", "Decimal input ", "Decimal ", "Date ", "Dict "):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg[:1].lower() + msg[1:]
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    # Union branches show up as extra loc segments ("address.huisnummer.constrained-int").
+    if parts[:2] == ["address", "huisnummer"]:
+        return "address.huisnummer"
+    if parts and parts[0] in ("planned_start", "planned_end", "amount_eur", "occurred_at"):
+        return parts[0]
+    if len(parts) >= 2 and parts[0] == "contact" and parts[1] == "role":
+        return "contact.role"
+    return ".".join(parts)
+
+
+def _format(field: str, rule: str, value: Any, *, has_value: bool = True) -> str:
+    if field and has_value and not _is_personal(field):
+        echoed = _echo(value)
+        if echoed is not None:
+            return f"{field}: {echoed} {rule}"
+    return f"{field}: {rule}" if field else rule
+
+
+def rejection_from_validation_error(exc: ValidationError) -> Rejection:
+    """Turn pydantic's errors into one field-named Rejection (the first error leads)."""
+    items: list[tuple[str, str, str]] = []  # (field, reason, message)
+    seen: set[str] = set()
+    for error in exc.errors(include_url=False, include_context=False):
+        field = _field_path(tuple(error["loc"]))
+        if field in seen:  # union branches repeat the same field
+            continue
+        seen.add(field)
+        kind = error["type"]
+        if kind == "missing":
+            reason = RejectReason.MISSING_FIELD
+        elif field == "source":
+            reason = RejectReason.UNKNOWN_SOURCE
+        else:
+            reason = RejectReason.INVALID_FIELD
+        rule = _FIELD_RULES.get(field) if kind not in ("missing", "extra_forbidden") else None
+        rule = rule or _rule_from_pydantic(error)
+        has_value = kind not in ("missing",)
+        items.append((field, reason, _format(field, rule, error.get("input"), has_value=has_value)))
+    if not items:  # pragma: no cover - pydantic always reports at least one error
+        return Rejection(RejectReason.INVALID_FIELD, None, "CaseEvent: invalid")
+    field, reason, message = items[0]
+    messages = tuple(m for _, _, m in items)
+    if len(items) > 1:
+        message = f"{message} (and {len(items) - 1} more)"
+    return Rejection(
+        reason_code=reason,
+        field=field or None,
+        message=message,
+        stage=Stage.VALIDATE,
+        exception_class="pydantic_core.ValidationError",
+        details=messages,
+    )
+
+
+def _from_decode_error(exc: DecodeError) -> Rejection:
+    return Rejection(
+        reason_code=exc.reason,
+        field=None,
+        message=exc.message,
+        stage=Stage.DECODE,
+        exception_class=exc.exception_class,
+    )
+
+
+# ------------------------------------------------------------------------------------- Avro
+
+
+def validate_avro_case_event(record: Mapping[str, Any]) -> CaseEvent | Rejection:
+    """Validate a decoded Avro CaseEvent dict (types already guaranteed by the decoder)."""
+    try:
+        return CaseEvent.model_validate(record)
+    except ValidationError as exc:
+        return rejection_from_validation_error(exc)
+    except Exception as exc:  # a validator bug must not crash the worker
+        return _unexpected(exc, Stage.VALIDATE)
+
+
+def decode_case_event(raw: bytes, codec: AvroCodec | None = None) -> CaseEvent | Rejection:
+    """Avro bytes (either framing) -> CaseEvent, or a Rejection with a reason. Never raises
+    on bad input (a transient schema-registry outage does raise: retry, don't dead-letter)."""
+    codec = codec or get_codec()
+    try:
+        _, record = codec.decode(raw, CASE_EVENT)
+    except DecodeError as exc:
+        return _from_decode_error(exc)
+    except (TypeError, AttributeError) as exc:  # not bytes at all
+        return _unexpected(exc, Stage.DECODE, RejectReason.UNDECODABLE)
+    return validate_avro_case_event(record)
+
+
+def decode_case_events(
+    raws: Sequence[bytes], codec: AvroCodec | None = None
+) -> list[CaseEvent | Rejection]:
+    """Batch form of :func:`decode_case_event`, for the ingest stage's poll batches."""
+    codec = codec or get_codec()
+    validate = CaseEvent.model_validate
+    out: list[CaseEvent | Rejection] = []
+    append = out.append
+    for item in codec.decode_batch(raws, CASE_EVENT):
+        if item.__class__ is dict:
+            try:
+                append(validate(item))
+            except ValidationError as exc:
+                append(rejection_from_validation_error(exc))
+            except Exception as exc:
+                append(_unexpected(exc, Stage.VALIDATE))
+        else:
+            assert isinstance(item, DecodeError)
+            append(_from_decode_error(item))
+    return out
+
+
+def _unexpected(
+    exc: BaseException, stage: str, reason: str = RejectReason.INVALID_FIELD
+) -> Rejection:
+    return Rejection(
+        reason_code=reason,
+        field=None,
+        message=f"CaseEvent: unexpected {type(exc).__name__}",
+        stage=stage,
+        exception_class=f"{type(exc).__module__}.{type(exc).__qualname__}",
+    )
+
+
+# ------------------------------------------------------------------------------------- JSON
+
+
+def _json_rejection(
+    field: str, rule: str, value: Any, reason: str = RejectReason.INVALID_FIELD
+) -> Rejection:
+    return Rejection(reason, field, _format(field, rule, value), Stage.VALIDATE, "ValueError")
+
+
+def _preflight_json(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
+    """JSON-only rules pydantic's lax mode would let through: ISO 8601 text for times/dates,
+    amounts as strings or numbers (floats go through ``str`` so 0.1 stays 0.1)."""
+    out = dict(obj)
+    value = obj.get("occurred_at")
+    if value is not None:
+        if not isinstance(value, str):
+            return _json_rejection(
+                "occurred_at", "must be an ISO 8601 timestamp string with a UTC offset", value
+            )
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return _json_rejection("occurred_at", "is not an ISO 8601 timestamp", value)
+        if parsed.tzinfo is None:
+            return _json_rejection("occurred_at", _TYPE_RULES["timezone_aware"], value)
+        out["occurred_at"] = parsed
+    for name in ("planned_start", "planned_end"):
+        if name not in obj:
+            continue
+        value = obj[name]
+        if value is None or value == "":
+            out[name] = None
+            continue
+        if not isinstance(value, str):
+            return _json_rejection(name, "must be an ISO 8601 date string (YYYY-MM-DD)", value)
+        try:
+            out[name] = date.fromisoformat(value.strip())
+        except ValueError:
+            return _json_rejection(name, "is not an ISO 8601 date (YYYY-MM-DD)", value)
+    value = obj.get("amount_eur")
+    if isinstance(value, bool):
+        return _json_rejection("amount_eur", "must be a decimal amount", value)
+    if isinstance(value, float):
+        out["amount_eur"] = str(value)
+    elif value == "":
+        out["amount_eur"] = None
+    return out
+
+
+def parse_case_event_json(
+    data: bytes | bytearray | str | Mapping[str, Any],
+) -> CaseEvent | Rejection:
+    """JSON (text or already-parsed object) -> CaseEvent or Rejection; for file and HTTP ingress.
+
+    Same Rejection structure as the Avro path. Timestamps must be ISO 8601 with an offset;
+    dates ``YYYY-MM-DD``; ``amount_eur`` a string (preferred) or a number. Never raises.
+    """
+    try:
+        if isinstance(data, (bytes, bytearray, memoryview, str)):
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                return Rejection(
+                    RejectReason.UNDECODABLE,
+                    None,
+                    f"not JSON: {exc.msg} at position {exc.pos}",
+                    Stage.DECODE,
+                    "orjson.JSONDecodeError",
+                )
+        else:
+            obj = data
+        if not isinstance(obj, Mapping):
+            return Rejection(
+                RejectReason.UNDECODABLE,
+                None,
+                f"CaseEvent: must be a JSON object, got {type(obj).__name__}",
+                Stage.DECODE,
+                "TypeError",
+            )
+        checked = _preflight_json(dict(obj))
+        if isinstance(checked, Rejection):
+            return checked
+        return CaseEvent.model_validate(checked)
+    except ValidationError as exc:
+        return rejection_from_validation_error(exc)
+    except Exception as exc:  # never let bad input crash the worker
+        return _unexpected(exc, Stage.VALIDATE)
+
+
+# ------------------------------------------------------------------------------- conversion
+
+
+def case_event_to_avro_dict(event: CaseEvent) -> dict[str, Any]:
+    """CaseEvent -> dict in the shape of CaseEvent.v1.avsc (fastavro-ready)."""
+    a = event.address
+    c = event.contact
+    return {
+        "event_id": event.event_id,
+        "source": event.source.value,
+        "source_org": event.source_org,
+        "case_id": event.case_id,
+        "case_type": event.case_type.value,
+        "status": event.status.value,
+        "occurred_at": event.occurred_at,
+        "address": {
+            "nummeraanduiding_id": a.nummeraanduiding_id,
+            "pand_id": a.pand_id,
+            "postcode": a.postcode,
+            "huisnummer": a.huisnummer,
+            "huisletter": a.huisletter,
+            "huisnummertoevoeging": a.huisnummertoevoeging,
+            "gemeentecode": a.gemeentecode,
+        },
+        "planned_start": event.planned_start,
+        "planned_end": event.planned_end,
+        "contact": None
+        if c is None
+        else {
+            "name": c.name,
+            "role": c.role.value if c.role is not None else None,
+            "phone": c.phone,
+            "email": c.email,
+        },
+        "amount_eur": event.amount_eur,
+        "attributes": dict(event.attributes),
+    }
+
+
+class InvalidCaseEvent(ValueError):
+    """Raised by the raising conversion helpers; carries the Rejection."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.message)
+        self.rejection = rejection
+
+
+def case_event_from_avro_dict(record: Mapping[str, Any]) -> CaseEvent:
+    """Decoded Avro dict -> CaseEvent; raises :class:`InvalidCaseEvent` (for tools and tests)."""
+    result = validate_avro_case_event(record)
+    if isinstance(result, Rejection):
+        raise InvalidCaseEvent(result)
+    return result
+
+
+def encode_case_event(event: CaseEvent, codec: AvroCodec | None = None) -> bytes:
+    """CaseEvent -> Avro bytes in the codec's framing (connectors, simulator, tests)."""
+    return (codec or get_codec()).encode(CASE_EVENT, case_event_to_avro_dict(event))
+
+
+def case_event_to_json(event: CaseEvent) -> bytes:
+    """CaseEvent -> the JSON form accepted by :func:`parse_case_event_json`."""
+    return event.model_dump_json(exclude_none=True).encode()

@@ -1,0 +1,364 @@
+"""Per-address dossier and the per-address step the correlate agent calls.
+
+The dossier is everything the engine knows about one address: its cases (latest state each),
+a bounded set of recent event ids, the alerts/signals of the address and whether it currently
+contributes to its area's cluster. It lives in a RocksDB-backed Faust table, hence the compact,
+fast ``to_bytes``/``from_bytes`` (orjson over positional rows).
+
+``apply``/``apply_many`` update the dossier *in place* (and return it) for speed: the caller owns
+it (a table value or the in-memory :class:`~hub.engine.engine.Engine`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from hub.contracts.normalised import NormalisedEvent
+from hub.engine.area import AreaUpdate, area_of
+from hub.engine.cases import CaseState
+from hub.engine.config import RulesConfig
+from hub.engine.lifecycle import (
+    FIRING,
+    RESOLVED,
+    AlertState,
+    CaseRef,
+    Transition,
+    category_of,
+    prune_resolved,
+    reconcile,
+)
+from hub.engine.rules import ADDRESS_RULES, evaluate
+
+UNASSIGNED = "UNASSIGNED"
+_FORMAT = 1
+
+# _ingest outcomes
+_NOOP = 0  # duplicate: nothing changed
+_BOOKKEEPING = 1  # dossier changed, but nothing a rule looks at
+_RELEVANT = 2  # rules must be re-evaluated
+
+
+@dataclass(slots=True)
+class Dossier:
+    address_key: str
+    gemeentecode: str | None = None
+    steering_group: str = UNASSIGNED
+    attrs_ms: int = -(1 << 62)  # occurred_at of the event that set gemeentecode/steering_group
+    nummeraanduiding_ids: list[str] = field(default_factory=list)
+    pand_ids: list[str] = field(default_factory=list)
+    cases: dict[CaseRef, CaseState] = field(default_factory=dict)
+    recent: dict[str, None] = field(default_factory=dict)  # ordered set of recent event ids
+    alerts: dict[str, AlertState] = field(default_factory=dict)  # fingerprint -> state
+    lead: CaseRef | None = None  # the address's point of contact (top-ranked active case)
+    area_flag: bool = False  # last AreaUpdate sent: has a FIRING signal of config.area_rules
+    area_group: str | None = None  # steering group sent with that update
+    version_floor: int = 0  # highest version of a dropped resolved alert (see lifecycle)
+    version: int = 0
+    updated_at: int = 0
+
+    @property
+    def area(self) -> str:
+        return area_of(self.address_key)
+
+    def active_cases(self) -> list[CaseState]:
+        return [c for c in self.cases.values() if c.active]
+
+    def firing(self) -> dict[str, AlertState]:
+        return {fp: st for fp, st in self.alerts.items() if st.status == FIRING}
+
+    # -- serialisation ------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            [
+                _FORMAT,
+                self.address_key,
+                self.gemeentecode,
+                self.steering_group,
+                self.attrs_ms,
+                self.nummeraanduiding_ids,
+                self.pand_ids,
+                [c.to_row() for c in self.cases.values()],
+                list(self.recent),
+                [a.to_row() for a in self.alerts.values()],
+                self.lead,
+                self.area_flag,
+                self.area_group,
+                self.version_floor,
+                self.version,
+                self.updated_at,
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Dossier:
+        row = orjson.loads(data)
+        if row[0] != _FORMAT:
+            raise ValueError(f"unknown dossier format {row[0]}")
+        cases: dict[CaseRef, CaseState] = {}
+        for r in row[7]:
+            cases[(r[0], r[1])] = CaseState(*r)
+        alerts = {}
+        for r in row[9]:
+            st = AlertState.from_row(r)
+            alerts[st.fp] = st
+        lead = row[10]
+        return cls(
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            cases,
+            dict.fromkeys(row[8]),
+            alerts,
+            (lead[0], lead[1]) if lead is not None else None,
+            row[11],
+            row[12],
+            row[13],
+            row[14],
+            row[15],
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The AddressDossier record (schemas/avro/AddressDossier.v1.avsc)."""
+        cases = sorted(self.cases.values(), key=lambda c: (not c.active, c.source, c.case_id))
+        return {
+            "address_key": self.address_key,
+            "nummeraanduiding_ids": list(self.nummeraanduiding_ids),
+            "pand_ids": list(self.pand_ids),
+            "gemeentecode": self.gemeentecode,
+            "steering_group": self.steering_group,
+            "cases": [c.dossier_case() for c in cases],
+            "lead": (
+                {"source": self.lead[0], "case_id": self.lead[1]} if self.lead is not None else None
+            ),
+            "version": self.version,
+            "updated_at": self.updated_at,
+        }
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _ingest(d: Dossier, ev: NormalisedEvent, config: RulesConfig) -> int:
+    """Fold one event's case state into the dossier; say how much changed."""
+    eid = ev.event_id
+    recent = d.recent
+    if eid in recent:
+        return _NOOP
+    window = config.dedup_window
+    if window:
+        recent[eid] = None
+        if len(recent) > window:
+            del recent[next(iter(recent))]
+    outcome = _BOOKKEEPING
+    at = ev.occurred_at_ms
+
+    # Address attributes: the latest event (by event time) with a value wins.
+    if at >= d.attrs_ms:
+        d.attrs_ms = at
+        gm = ev.gemeentecode
+        if gm is not None and gm != d.gemeentecode:
+            d.gemeentecode = gm
+            outcome = _RELEVANT
+        sg = ev.steering_group
+        if sg and sg != d.steering_group and (sg != UNASSIGNED or d.gemeentecode is None):
+            d.steering_group = sg
+            outcome = _RELEVANT
+    nid = ev.nummeraanduiding_id
+    if nid is not None and nid not in d.nummeraanduiding_ids:
+        d.nummeraanduiding_ids.append(nid)
+    pid = ev.pand_id
+    if pid is not None and pid not in d.pand_ids:
+        d.pand_ids.append(pid)
+
+    ref = (ev.source, ev.case_id)
+    cs = d.cases.get(ref)
+    if cs is None:
+        cs = CaseState.from_event(ev)
+        d.cases[ref] = cs
+        if not cs.active:
+            _evict_closed(d, config)
+        return _RELEVANT
+    if at < cs.occurred_at_ms:
+        # Late, older state: never overwrites; it can only move "first seen" earlier.
+        if at < cs.first_ms:
+            cs.first_ms = at
+            if cs.active:
+                return _RELEVANT
+        return outcome
+    was_active = cs.active
+    before = cs.signature()
+    cs.overwrite(ev)
+    if was_active and not cs.active:
+        _evict_closed(d, config)
+    if cs.signature() != before:
+        return _RELEVANT
+    return outcome
+
+
+def _evict_closed(d: Dossier, config: RulesConfig) -> None:
+    """Bounded memory: keep at most ``max_closed_cases`` closed summaries (newest kept)."""
+    closed = [c for c in d.cases.values() if not c.active]
+    excess = len(closed) - config.max_closed_cases
+    if excess > 0:
+        closed.sort(key=lambda c: (c.occurred_at_ms, c.source, c.case_id))
+        for c in closed[:excess]:
+            del d.cases[(c.source, c.case_id)]
+
+
+def _transition(
+    d: Dossier,
+    st: AlertState,
+    config: RulesConfig,
+    now_ms: int,
+    trigger: NormalisedEvent,
+) -> Transition:
+    cases = d.cases
+    listed: list[dict[str, str | None]] = []
+    event_ids: list[str] = []
+    for ref in st.refs:
+        c = cases.get(ref)
+        if c is not None:
+            listed.append(c.alert_case())
+            event_ids.append(c.last_event_id)
+    lead = None
+    if st.lead is not None:
+        c = cases.get(st.lead)
+        if c is not None:
+            lead = c.lead_record()
+    return Transition(
+        fingerprint=st.fp,
+        kind=st.rule,
+        category=category_of(st.rule),
+        status=st.status,
+        version=st.version,
+        address_key=d.address_key,
+        area=d.address_key[:4],
+        gemeentecode=d.gemeentecode,
+        steering_group=st.steering_group,
+        lead=lead,
+        cases=listed,
+        event_ids=event_ids,
+        detail=st.detail,
+        config_version=config.config_version,
+        starts_at=st.starts_at,
+        ends_at=st.ends_at,
+        emitted_at=now_ms,
+        trigger_event_id=trigger.event_id,
+        trigger_ingested_at=trigger.ingested_at_ms or None,
+    )
+
+
+def _evaluate(
+    d: Dossier, config: RulesConfig, trigger: NormalisedEvent, now_ms: int
+) -> tuple[list[Transition], list[AreaUpdate]]:
+    active = [c for c in d.cases.values() if c.active]
+    desired, lead = evaluate(active, d.address_key, d.gemeentecode, d.steering_group, config)
+    d.lead = (lead.source, lead.case_id) if lead is not None else None
+    alerts = d.alerts
+    if not desired and not alerts:
+        return [], []  # nothing fires nor fired: the area flag is False already
+    changed = reconcile(
+        alerts, desired, trigger.occurred_at_ms, d.version_floor, d.steering_group, ADDRESS_RULES
+    )
+    if not changed and not (d.area_flag and d.steering_group != d.area_group):
+        return [], []
+    transitions = [_transition(d, st, config, now_ms, trigger) for st in changed]
+    for st in changed:
+        if st.status == RESOLVED:
+            d.version_floor = prune_resolved(alerts, config.max_resolved_alerts, d.version_floor)
+            break
+
+    # Area contribution: report only flips of the flag (or of the group while flagged).
+    area_rules = config.area_rules
+    flag = False
+    for st in alerts.values():
+        if st.status == FIRING and st.rule in area_rules:
+            flag = True
+            break
+    if flag == d.area_flag and (not flag or d.steering_group == d.area_group):
+        return transitions, []
+    d.area_flag = flag
+    d.area_group = d.steering_group if flag else None
+    update = AreaUpdate(
+        area=d.address_key[:4],
+        address_key=d.address_key,
+        has_firing_signal=flag,
+        steering_group=d.steering_group,
+        occurred_at_ms=trigger.occurred_at_ms,
+        event_id=trigger.event_id,
+        ingested_at_ms=trigger.ingested_at_ms or None,
+    )
+    return transitions, [update]
+
+
+def apply(
+    dossier: Dossier | None,
+    event: NormalisedEvent,
+    config: RulesConfig,
+    now_ms: int | None = None,
+) -> tuple[Dossier, list[Transition], list[AreaUpdate]]:
+    """The per-address step: fold ``event`` in, re-evaluate rules 1-5 if needed.
+
+    Returns the (same, mutated) dossier, the alert transitions to emit and the area updates to
+    forward. ``now_ms`` (wall clock, for ``emitted_at``/``updated_at``) is injectable for tests.
+    """
+    d = dossier if dossier is not None else Dossier(event.address_key)
+    if event.address_key != d.address_key:
+        raise ValueError("event belongs to another address than the dossier")
+    outcome = _ingest(d, event, config)
+    if outcome == _NOOP:
+        return d, [], []
+    now = now_ms if now_ms is not None else _now_ms()
+    d.version += 1
+    d.updated_at = now
+    if outcome == _BOOKKEEPING:
+        return d, [], []
+    transitions, updates = _evaluate(d, config, event, now)
+    return d, transitions, updates
+
+
+def apply_many(
+    dossier: Dossier | None,
+    events: Iterable[NormalisedEvent],
+    config: RulesConfig,
+    now_ms: int | None = None,
+) -> tuple[Dossier | None, list[Transition], list[AreaUpdate]]:
+    """Batch form for one address: fold all events, evaluate the rules once.
+
+    The final state equals applying the events one by one; intermediate flaps inside the batch are
+    not emitted. The trigger (evidence, ``trigger_event_id``) is the last event that changed
+    something a rule looks at. Returns ``None`` as dossier only for an empty batch on ``None``.
+    """
+    d = dossier
+    trigger: NormalisedEvent | None = None
+    touched = False
+    for ev in events:
+        if d is None:
+            d = Dossier(ev.address_key)
+        elif ev.address_key != d.address_key:
+            raise ValueError("event belongs to another address than the dossier")
+        outcome = _ingest(d, ev, config)
+        if outcome == _NOOP:
+            continue
+        touched = True
+        if outcome == _RELEVANT:
+            trigger = ev
+    if d is None or not touched:
+        return d, [], []
+    now = now_ms if now_ms is not None else _now_ms()
+    d.version += 1
+    d.updated_at = now
+    if trigger is None:
+        return d, [], []
+    transitions, updates = _evaluate(d, config, trigger, now)
+    return d, transitions, updates

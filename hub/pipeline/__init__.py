@@ -1,0 +1,1 @@
+"""Kafka wiring of the hub: topics, clients, the ingest stage, the Faust app and its state."""

@@ -1,0 +1,316 @@
+"""The ingest stage: inbound CaseEvents in batches → validated, resolved, normalised batches.
+
+A confluent-kafka consumer (C speed) reads ``case-events`` in batches of up to
+``max_batch`` messages, decodes and validates each, resolves its address with the pure
+:class:`~hub.address.resolve.Ingestor`, and hands Faust one message per partition of
+``normalised`` (see :mod:`hub.pipeline.batches`). Everything that fails goes to the dead-letter
+topic with the original bytes; events waiting for an address mapping go to ``parked``.
+
+At-least-once: the inbound offsets are committed only after every record the batch produced was
+acknowledged by the broker (``flush``). A crash in between replays the batch, and replays are
+harmless downstream because the engine ignores what it has already applied.
+
+Global state: every worker reads the whole ``address-register`` and ``building-cases`` topics
+(one partition each, compacted) on start and keeps following them, so a mapping learned by one
+worker reaches the events of all; ``parked`` is re-read on start and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from hub import metrics
+from hub.address.normalise import AddressError
+from hub.address.register import fact_key
+from hub.address.resolve import Ingestor, IngestResult
+from hub.contracts.deadletter import dead_letter_headers
+from hub.contracts.decode import Rejection, decode_case_event
+from hub.contracts.normalised import NormalisedEvent
+from hub.pipeline.batches import encode_batches, group_by_partition
+from hub.pipeline.clients import consumer_config
+from hub.pipeline.state import DeliveryFailed
+from hub.pipeline.topics import Topics
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STAGE = "ingest"
+
+
+@dataclass
+class IngestStats:
+    """Totals since start (for the demo summary and tests; Prometheus has the live view)."""
+
+    received: int = 0
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    parked: int = 0
+    released: int = 0
+    normalised: int = 0
+    batches: int = 0
+
+
+def address_rejection(error: AddressError) -> Rejection:
+    """An address that cannot be Dutch, in the same shape as the contract's rejections."""
+    return Rejection(reason_code="INVALID_ADDRESS", field=error.field, message=str(error),
+                     stage="resolve", exception_class="hub.address.normalise.AddressError")
+
+
+class IngestStage:
+    def __init__(
+        self,
+        settings: Settings,
+        producer: Producer,
+        ingestor: Ingestor | None = None,
+        max_batch: int = 5000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics.from_settings(settings)
+        self.producer = producer
+        self.ingestor = ingestor if ingestor is not None else Ingestor()
+        self.max_batch = max_batch
+        self.clock = clock
+        self.stats = IngestStats()
+        self.ready = threading.Event()
+        self._errors: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Restore global state, then consume until ``stop`` is set. Blocking: run in a thread."""
+        state = Consumer(consumer_config(self.settings, None))
+        try:
+            self._restore(state)
+            consumer = Consumer(consumer_config(self.settings, f"{self.settings.app_id}-ingest"))
+            consumer.subscribe([self.topics.case_events])
+            self.ready.set()
+            try:
+                while not stop.is_set():
+                    self._follow_state(state)
+                    messages = consumer.consume(num_messages=self.max_batch, timeout=0.2)
+                    if messages:
+                        self.process(messages)
+                        self._flush()
+                        consumer.commit(asynchronous=False)
+            finally:
+                consumer.close()
+        finally:
+            state.close()
+
+    # -- global state ------------------------------------------------------------------
+    def _restore(self, state: Consumer) -> None:
+        """Read register, building cases and parked events up to their end, then retry parked."""
+        parts = [
+            TopicPartition(t, 0, 0)
+            for t in (self.topics.address_register, self.topics.building_cases, self.topics.parked)
+        ]
+        ends = {}
+        for tp in parts:
+            _, high = state.get_watermark_offsets(tp, timeout=30)
+            ends[tp.topic] = high
+        state.assign(parts)
+        done = {t for t, high in ends.items() if high == 0}
+        parked_raw: dict[bytes, bytes] = {}
+        while len(done) < len(ends):
+            for msg in state.consume(num_messages=10_000, timeout=0.5):
+                if msg.error():
+                    continue
+                topic = msg.topic()
+                if topic == self.topics.parked:
+                    if msg.value() is None:
+                        parked_raw.pop(msg.key(), None)
+                    else:
+                        parked_raw[msg.key()] = msg.value()
+                else:
+                    self._apply_state_message(msg, emit=False)
+                if msg.offset() + 1 >= ends[topic]:
+                    done.add(topic)
+        # The parked topic is only read at start: from here on follow the two global topics.
+        state.incremental_unassign([TopicPartition(self.topics.parked, 0)])
+        released: list[NormalisedEvent] = []
+        for raw in parked_raw.values():
+            decoded = decode_case_event(raw)
+            if isinstance(decoded, Rejection):
+                continue  # was valid when parked; a schema change would land it in the DLQ
+            result = self.ingestor.ingest(decoded, int(self.clock() * 1000))
+            released.extend(result.normalised)
+            released.extend(result.released)
+        replay = self.ingestor.replay_parked()
+        released.extend(replay.released)
+        if released:
+            self._emit_normalised(released)
+            self._flush()
+        metrics.set_parked(self.ingestor.parked_count)
+        log.info(
+            "ingest state restored: %d addresses known, %d events parked",
+            len(self.ingestor.register),
+            self.ingestor.parked_count,
+        )
+
+    def _follow_state(self, state: Consumer) -> None:
+        messages = state.consume(num_messages=10_000, timeout=0)
+        released: list[NormalisedEvent] = []
+        for msg in messages:
+            if not msg.error():
+                released.extend(self._apply_state_message(msg, emit=True))
+        if released:
+            self.stats.released += len(released)
+            metrics.record_released(len(released))
+            self._emit_normalised(released)
+
+    def _apply_state_message(self, msg: Message, emit: bool) -> list[NormalisedEvent]:
+        value = msg.value()
+        if value is None:
+            return []
+        try:
+            if msg.topic() == self.topics.building_cases:
+                self.ingestor.remember([NormalisedEvent(**orjson.loads(value))])
+                return []
+            result = self.ingestor.apply_fact(orjson.loads(value))
+        except (ValueError, TypeError) as exc:
+            log.warning(
+                "skipping unreadable state record at %s/%d: %s",
+                msg.topic(),
+                msg.offset(),
+                type(exc).__name__,
+            )
+            return []
+        self._publish_learned(result)
+        return result.released if emit else []
+
+    # -- the hot path ------------------------------------------------------------------
+    def process(self, messages: list[Message]) -> None:
+        """Decode, validate, resolve and forward one consumed batch (no commit here)."""
+        now_ms = int(self.clock() * 1000)
+        normalised: list[NormalisedEvent] = []
+        received: Counter[tuple[str, str]] = Counter()
+        rejected: Counter[str] = Counter()
+        parked = 0
+        released = 0
+        for msg in messages:
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", msg.error())
+                continue
+            raw = msg.value() or b""
+            decoded = decode_case_event(raw)
+            if isinstance(decoded, Rejection):
+                rejected[decoded.reason_code] += 1
+                self._dead_letter(msg, decoded)
+                continue
+            received[(decoded.source.value, decoded.case_type.value)] += 1
+            result = self.ingestor.ingest(decoded, now_ms)
+            if result.error is not None:
+                rejection = address_rejection(result.error)
+                rejected[rejection.reason_code] += 1
+                self._dead_letter(msg, rejection)
+                continue
+            normalised.extend(result.normalised)
+            if result.released:
+                normalised.extend(result.released)
+                released += len(result.released)
+                self._unpark(result.released)
+            if result.parked:
+                parked += 1
+                self.producer.produce(
+                    self.topics.parked,
+                    key=decoded.event_id.encode(),
+                    value=raw,
+                    on_delivery=self._on_delivery,
+                )
+            if decoded.address.pand_id and result.normalised:
+                self._publish_building_case(decoded.address.pand_id, result.normalised[0])
+            self._publish_learned(result)
+        self._emit_normalised(normalised)
+        accepted = sum(received.values())
+        self.stats.received += len(messages)
+        self.stats.accepted += accepted
+        self.stats.rejected.update(rejected)
+        self.stats.parked += parked
+        self.stats.released += released
+        metrics.record_received(received)
+        if rejected:
+            metrics.record_rejected(rejected)
+        if parked:
+            metrics.record_parked(parked)
+            metrics.set_parked(self.ingestor.parked_count)
+        if released:
+            metrics.record_released(released)
+        metrics.observe_batch(STAGE, len(messages))
+
+    def _emit_normalised(self, events: list[NormalisedEvent]) -> None:
+        if not events:
+            return
+        self.stats.normalised += len(events)
+        for partition, group in group_by_partition(events, self.settings.partitions).items():
+            for payload in encode_batches(group):
+                self.stats.batches += 1
+                self.producer.produce(
+                    self.topics.normalised,
+                    value=payload,
+                    key=b"batch",
+                    partition=partition,
+                    on_delivery=self._on_delivery,
+                )
+
+    def _publish_learned(self, result: IngestResult) -> None:
+        for fact in result.learned:
+            self.producer.produce(
+                self.topics.address_register,
+                key=fact_key(fact).encode(),
+                value=orjson.dumps(fact),
+                on_delivery=self._on_delivery,
+            )
+
+    def _publish_building_case(self, pand_id: str, event: NormalisedEvent) -> None:
+        for template in self.ingestor.building_cases(pand_id):
+            if template.case_ref == event.case_ref:
+                key = f"{pand_id}|{template.source}|{template.case_id}".encode()
+                self.producer.produce(
+                    self.topics.building_cases,
+                    key=key,
+                    value=orjson.dumps(template),
+                    on_delivery=self._on_delivery,
+                )
+
+    def _unpark(self, released: list[NormalisedEvent]) -> None:
+        for event_id in {e.event_id for e in released}:
+            self.producer.produce(
+                self.topics.parked, key=event_id.encode(), value=None, on_delivery=self._on_delivery
+            )
+
+    def _dead_letter(self, msg: Message, rejection: Rejection) -> None:
+        headers = dead_letter_headers(
+            rejection,
+            topic=msg.topic(),
+            partition=msg.partition(),
+            offset=msg.offset(),
+            stage=STAGE,
+        )
+        self.producer.produce(
+            self.topics.dead_letter,
+            key=msg.key(),
+            value=msg.value(),
+            headers=headers,
+            on_delivery=self._on_delivery,
+        )
+
+    # -- delivery ----------------------------------------------------------------------
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            metrics.record_producer_error(msg.topic() or "unknown", err.name())
+            self._errors.append(f"{msg.topic()}: {err.str()}")
+
+    def _flush(self) -> None:
+        remaining = self.producer.flush(60)
+        if remaining or self._errors:
+            errors, self._errors = self._errors[:5], []
+            raise DeliveryFailed(f"{remaining} record(s) unacknowledged; errors: {errors}")

@@ -1,0 +1,267 @@
+"""The worker's runtime: Faust app, tables, producers and the ingest thread, wired once.
+
+Agents in :mod:`hub.agents` stay thin: they receive messages and call the methods here, which in
+turn call the pure engine (:mod:`hub.pipeline.correlate`, :mod:`hub.engine`).
+
+State writes go through :class:`hub.pipeline.state.BatchedTableWriter` (one per agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from confluent_kafka import Producer
+
+from hub import metrics
+from hub.contracts.codec import AvroCodec, get_codec
+from hub.engine import area as area_step
+from hub.engine.area import AreaState, AreaUpdate
+from hub.engine.config import RulesConfig, load_config
+from hub.engine.lifecycle import Transition
+from hub.health import Readiness
+from hub.pipeline.batches import BatchFormatError, decode_batch
+from hub.pipeline.clients import producer_config
+from hub.pipeline.correlate import (
+    OutputTopics,
+    correlate_batch,
+    group_by_key,
+    transition_record,
+)
+from hub.pipeline.ingest import IngestStage
+from hub.pipeline.state import BatchedTableWriter
+from hub.pipeline.topics import Topics, ensure_topics
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DOSSIER_TABLE = "dossiers"
+AREA_TABLE = "areas"
+
+
+@dataclass
+class CorrelateStats:
+    batches: int = 0
+    events: int = 0
+    unchanged: int = 0
+    dossiers: int = 0
+    emitted: Counter[str] = field(default_factory=Counter)
+
+
+class HubRuntime:
+    """Everything a worker needs, built from settings; one per process."""
+
+    def __init__(
+        self, settings: Settings, config: RulesConfig | None = None, with_ingest: bool = True
+    ) -> None:
+        self.settings = settings
+        self.config = config if config is not None else load_config(settings.rules_config)
+        self.topics = Topics.from_settings(settings)
+        self.outputs = OutputTopics(
+            dossiers=self.topics.dossiers,
+            contact_routing=self.topics.contact_routing,
+            signals=self.topics.signals,
+            area_updates=self.topics.area_updates,
+        )
+        self.codec: AvroCodec = get_codec()
+        self.stats = CorrelateStats()
+        self.readiness = Readiness(tables=(DOSSIER_TABLE, AREA_TABLE), stall_after_s=120)
+        self.app = self._build_app()
+        self.dossier_writer = BatchedTableWriter(self.dossiers, self._producer())
+        self.area_writer = BatchedTableWriter(self.areas, self._producer())
+        self.ingest = (
+            IngestStage(settings, Producer(producer_config(settings))) if with_ingest else None
+        )
+        self._ingest_stop = threading.Event()
+        self._ingest_thread: threading.Thread | None = None
+        self._ingest_failure: BaseException | None = None
+
+    def _producer(self) -> Producer:
+        return Producer(producer_config(self.settings, **{"linger.ms": 2}))
+
+    # -- Faust app -----------------------------------------------------------------------
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.app_id,
+            broker=f"kafka://{s.broker}",
+            store="rocksdb://",
+            datadir=str(s.data_dir),
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            topic_allow_declare=True,
+            web_enabled=False,
+            producer_acks=-1,
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            broker_commit_every=1000,
+            broker_commit_interval=1.0,
+            broker_max_poll_records=50,
+            stream_buffer_maxsize=64,
+            table_standby_replicas=0,
+            stream_wait_empty=False,
+        )
+        raw = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
+        self.normalised_topic = app.topic(self.topics.normalised, **raw)
+        self.area_topic = app.topic(self.topics.area_updates, **raw)
+        self.dossiers = app.Table(DOSSIER_TABLE, partitions=s.partitions, **raw)
+        self.areas = app.Table(AREA_TABLE, partitions=s.partitions, **raw)
+        from hub.agents import area as area_agent
+        from hub.agents import correlate as correlate_agent
+
+        correlate_agent.register(app, self)
+        area_agent.register(app, self)
+        app.timer(1.0)(self._watch)
+        app.service(self._ingest_service())
+        return app
+
+    def _ingest_service(self) -> Any:
+        runtime = self
+
+        class IngestService(faust.Service):
+            """Runs the ingest stage's blocking loop in a thread for the worker's lifetime."""
+
+            async def on_start(self) -> None:
+                await asyncio.to_thread(ensure_topics, runtime.settings)
+                runtime.start_ingest()
+
+            async def on_stop(self) -> None:
+                await asyncio.to_thread(runtime.stop_ingest)
+
+        return IngestService
+
+    # -- ingest thread -------------------------------------------------------------------
+    def start_ingest(self) -> None:
+        if self.ingest is None or self._ingest_thread is not None:
+            return
+
+        def run() -> None:
+            assert self.ingest is not None
+            try:
+                self.ingest.run(self._ingest_stop)
+            except BaseException as exc:  # surfaced by _watch: the worker must not limp on
+                self._ingest_failure = exc
+                log.exception("ingest stage failed")
+
+        self._ingest_thread = threading.Thread(target=run, name="hub-ingest", daemon=True)
+        self._ingest_thread.start()
+
+    def stop_ingest(self) -> None:
+        self._ingest_stop.set()
+        if self._ingest_thread is not None:
+            self._ingest_thread.join(timeout=60)
+
+    async def _watch(self) -> None:
+        """Once a second: readiness, recovery metrics, and crash on a failed ingest stage."""
+        if self._ingest_failure is not None:
+            failure, self._ingest_failure = self._ingest_failure, None
+            log.error("stopping worker: ingest stage failed (%s)", type(failure).__name__)
+            await self.app.crash(failure) if hasattr(self.app, "crash") else None
+            raise SystemExit(3)
+        recovery = self.app.tables.recovery
+        done = recovery.completed.is_set() and not self.app.rebalancing
+        for table in (DOSSIER_TABLE, AREA_TABLE):
+            self.readiness.set_table_recovery(table, 1.0 if done else 0.0, done)
+        ingest_ready = self.ingest is None or self.ingest.ready.is_set()
+        self.readiness.set_consuming(done and ingest_ready)
+        self.readiness.heartbeat()
+
+    # -- correlate -----------------------------------------------------------------------
+    async def process_normalised(self, partition: int, raw: bytes) -> None:
+        """One batch message of ``normalised``: correlate, emit, then persist state."""
+        try:
+            events = decode_batch(raw)
+        except BatchFormatError as exc:
+            log.error("unreadable internal batch on partition %d: %s", partition, exc)
+            writer = self.dossier_writer
+            writer.produce(
+                self.topics.dead_letter,
+                b"batch",
+                raw,
+                headers=[
+                    ("hub.errors.reason", b"BAD_INTERNAL_BATCH"),
+                    ("hub.errors.stage", b"correlate"),
+                ],
+            )
+            await writer.flush()
+            return
+        grouped = group_by_key(events)
+        writer = self.dossier_writer
+        keys = list(grouped)
+        values = writer.get_many(partition, [k.encode() for k in keys])
+        current = dict(zip(keys, values, strict=True))
+        outcome = correlate_batch(grouped, current, self.config, self.outputs, self.codec.encode)
+        for record in outcome.records:
+            writer.produce(record.topic, record.key, record.value)
+        for update in outcome.area_updates:
+            writer.produce(
+                self.topics.area_updates, update.area.encode(), orjson.dumps(update.to_record())
+            )
+        await writer.persist({partition: outcome.writes})
+        self._account(outcome.events, outcome.unchanged, outcome.new_dossiers, outcome.transitions)
+
+    def _account(
+        self, events: int, unchanged: int, new_dossiers: int, transitions: list[Transition]
+    ) -> None:
+        self.stats.batches += 1
+        self.stats.events += events
+        self.stats.unchanged += unchanged
+        self.stats.dossiers += new_dossiers
+        now_ms = int(time.time() * 1000)
+        emitted: Counter[tuple[str, str, str]] = Counter()
+        firing: Counter[tuple[str, str]] = Counter()
+        for t in transitions:
+            emitted[(t.kind, t.status, t.steering_group)] += 1
+            self.stats.emitted[t.kind] += 1
+            if t.status == "FIRING" and t.version == 1:
+                firing[(t.kind, t.steering_group)] += 1
+            elif t.status == "RESOLVED":
+                firing[(t.kind, t.steering_group)] -= 1
+            if t.trigger_ingested_at:
+                metrics.observe_alert_latency(t.kind, t.trigger_ingested_at, t.starts_at, now_ms)
+        metrics.observe_batch("correlate", events)
+        if unchanged:
+            metrics.record_duplicates(unchanged)
+        if new_dossiers:
+            metrics.adjust_dossiers(new_dossiers)
+        if emitted:
+            metrics.record_emitted(emitted)
+            metrics.adjust_firing(firing)
+
+    # -- areas ---------------------------------------------------------------------------
+    async def process_area_updates(self, updates: list[tuple[int, bytes]]) -> None:
+        """Fold area updates (area key, JSON) into the areas table; emit AREA_CLUSTER."""
+        transitions: list[Transition] = []
+        by_partition: dict[int, dict[str, list[AreaUpdate]]] = {}
+        for partition, raw in updates:
+            update = AreaUpdate.from_record(orjson.loads(raw))
+            by_partition.setdefault(partition, {}).setdefault(update.area, []).append(update)
+        writes: dict[int, dict[bytes, bytes]] = {}
+        for partition, per_area in by_partition.items():
+            db = self.area_writer.db(partition)
+            for area, area_updates in per_area.items():
+                key = area.encode()
+                current = db.get(key)
+                state = AreaState.from_bytes(current) if current is not None else None
+                for update in area_updates:
+                    state, out = area_step.apply(state, update, self.config)
+                    transitions.extend(out)
+                if state is not None:
+                    writes.setdefault(partition, {})[key] = state.to_bytes()
+        for t in transitions:
+            rec = transition_record(t, self.outputs, self.codec.encode)
+            self.area_writer.produce(rec.topic, rec.key, rec.value)
+        await self.area_writer.persist(writes)
+        self._account(0, 0, 0, transitions)

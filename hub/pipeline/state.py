@@ -1,0 +1,87 @@
+"""Bulk writes to a Faust RocksDB table with a correct changelog, and the agent's output records.
+
+Faust's ``table[key] = value`` sends one changelog message through aiokafka per key, which is the
+hot path's ceiling. :class:`BatchedTableWriter` does the same thing in bulk: the batch's changelog
+records are produced with confluent-kafka to the table's own changelog topic and partition
+(together with the batch's output records), the producer is flushed so every record is
+acknowledged, and only then are the values and the changelog offset written to the partition's
+RocksDB in one WriteBatch. A crash before the RocksDB write leaves the persisted offset behind, so
+Faust's recovery replays the changelog into RocksDB; the input offset is committed by Faust only
+after the agent's iteration returns, so at worst the batch is read again (and the engine ignores
+what it already applied). One writer per agent: producers and offsets are not shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+from confluent_kafka import KafkaError, Message, Producer
+from rocksdict import WriteBatch
+
+from hub import metrics
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker refused a record; the batch is not committed and will be replayed."""
+
+
+class BatchedTableWriter:
+    def __init__(self, table: faust.Table, producer: Producer) -> None:
+        self.table = table
+        self.producer = producer
+        self._errors: list[str] = []
+        self._offsets: dict[int, int] = {}
+
+    def db(self, partition: int) -> Any:
+        """The RocksDB of one partition (opened by Faust on assignment and recovery)."""
+        return self.table.data._db_for_partition(partition)
+
+    def get_many(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
+        return self.db(partition)[keys] if keys else []
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any) -> None:
+        self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **kwargs)
+
+    async def persist(self, writes: dict[int, dict[bytes, bytes]]) -> None:
+        """Changelog (and pending outputs) acknowledged first, then RocksDB in one batch."""
+        changelog = self.table.changelog_topic.get_topic_name()
+        self._offsets.clear()
+        for partition, items in writes.items():
+            for key, value in items.items():
+                self.producer.produce(
+                    changelog,
+                    key=key,
+                    value=value,
+                    partition=partition,
+                    on_delivery=self._on_changelog,
+                )
+        await self.flush()
+        for partition, items in writes.items():
+            if not items:
+                continue
+            batch = WriteBatch(raw_mode=True)
+            for key, value in items.items():
+                batch.put(key, value)
+            offset = self._offsets.get(partition)
+            if offset is not None:
+                batch.put(self.table.data.offset_key, str(offset).encode())
+            self.db(partition).write(batch)
+
+    async def flush(self) -> None:
+        remaining = await asyncio.to_thread(self.producer.flush, 60)
+        if remaining or self._errors:
+            errors, self._errors = self._errors[:5], []
+            raise DeliveryFailed(f"{remaining} record(s) unacknowledged; errors: {errors}")
+
+    def _on_changelog(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._on_delivery(err, msg)
+        elif msg.offset() > self._offsets.get(msg.partition(), -1):
+            self._offsets[msg.partition()] = msg.offset()
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            metrics.record_producer_error(msg.topic() or "unknown", err.name())
+            self._errors.append(f"{msg.topic()}: {err.str()}")

@@ -1,0 +1,109 @@
+"""The hub's topics: names, partition counts and configs in one place, and their creation.
+
+| topic | key | value | notes |
+|---|---|---|---|
+| ``case-events`` | any | CaseEvent (Avro) | inbound from agencies and connectors |
+| ``normalised`` | ``batch`` | JSON batch of NormalisedEvents of one partition | internal |
+| ``dossiers`` | address key | AddressDossier (Avro) | compacted |
+| ``contact-routing`` | address key | Alert (Avro), category ALERT | |
+| ``signals`` | steering group | Alert (Avro), category SIGNAL | one group in order |
+| ``area-updates`` | 4-digit postcode | JSON AreaUpdate | internal, feeds AREA_CLUSTER |
+| ``dead-letter`` | original key | original bytes, Connect-style error headers | |
+| ``parked`` | event id | original CaseEvent bytes | compacted; tombstoned on release |
+| ``address-register`` | fact key | JSON register fact | compacted, read whole by every worker |
+| ``building-cases`` | pand/source/case | CaseEvent JSON | compacted, read whole by every worker |
+| ``notifications`` | kanaal | VNG Notificaties JSON | inbound notifications (callback) |
+
+All names carry ``settings.topic_prefix`` (default ``hub.``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hub.settings import Settings
+
+COMPACTED = {
+    "cleanup.policy": "compact",
+    "min.cleanable.dirty.ratio": "0.1",
+    "segment.ms": "600000",
+}
+
+
+@dataclass(frozen=True)
+class Topics:
+    case_events: str
+    normalised: str
+    dossiers: str
+    contact_routing: str
+    signals: str
+    area_updates: str
+    dead_letter: str
+    parked: str
+    address_register: str
+    building_cases: str
+    notifications: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        p = settings.topic_prefix
+        return cls(
+            case_events=f"{p}case-events",
+            normalised=f"{p}normalised",
+            dossiers=f"{p}dossiers",
+            contact_routing=f"{p}contact-routing",
+            signals=f"{p}signals",
+            area_updates=f"{p}area-updates",
+            dead_letter=f"{p}dead-letter",
+            parked=f"{p}parked",
+            address_register=f"{p}address-register",
+            building_cases=f"{p}building-cases",
+            notifications=f"{p}notifications",
+        )
+
+    def specs(self, partitions: int) -> dict[str, tuple[int, dict[str, str]]]:
+        """Topic name → (partitions, config). Global state topics get one partition."""
+        plain: dict[str, str] = {}
+        return {
+            self.case_events: (partitions, plain),
+            self.normalised: (partitions, {"max.message.bytes": "8388608"}),
+            self.dossiers: (partitions, COMPACTED),
+            self.contact_routing: (partitions, plain),
+            self.signals: (partitions, plain),
+            self.area_updates: (partitions, plain),
+            self.dead_letter: (partitions, plain),
+            self.parked: (1, COMPACTED),
+            self.address_register: (1, COMPACTED),
+            self.building_cases: (1, COMPACTED),
+            self.notifications: (partitions, plain),
+        }
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create the hub's topics that are missing; return the names created."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topics = Topics.from_settings(settings)
+    admin = AdminClient({"bootstrap.servers": settings.broker})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [
+        NewTopic(
+            name,
+            num_partitions=parts,
+            replication_factor=settings.replication_factor,
+            config=config,
+        )
+        for name, (parts, config) in topics.specs(settings.partitions).items()
+        if name not in existing
+    ]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            future.result(timeout=timeout)
+            created.append(name)
+        except Exception as exc:  # a concurrent worker created it first: fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created

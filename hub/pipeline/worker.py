@@ -1,0 +1,40 @@
+"""``hub worker``: one process running the ingest stage and the Faust agents.
+
+Scale out by starting more workers with the same ``HUB_APP_ID``: the ingest consumer group and
+Faust's consumer group share the partitions. SIGTERM stops gracefully (Faust's worker handles
+the signal; the ingest thread is stopped by its service's ``on_stop``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from hub import metrics
+from hub.logs import setup_logging
+from hub.pipeline.runtime import HubRuntime
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> None:
+    setup_logging(level=settings.log_level, json=settings.log_json)
+    runtime = HubRuntime(settings)
+    server = None
+    if settings.metrics_port:
+        server = metrics.start_metrics_server(settings.metrics_port, readiness=runtime.readiness)
+    metrics.set_worker_info("worker")
+    worker = faust.Worker(
+        runtime.app,
+        loglevel=settings.log_level.lower().replace("warning", "warn"),
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if server is not None:
+            server.close()
