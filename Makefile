@@ -16,7 +16,7 @@ deps: $(STAMP)/deps
 $(STAMP)/deps: pyproject.toml
 	@mkdir -p $(STAMP)
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
 kafka-libs: $(STAMP)/kafka-libs

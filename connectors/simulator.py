@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import gc
 import heapq
 import random
 import sys
@@ -35,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from itertools import accumulate
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -151,14 +153,11 @@ class MalformedReason(StrEnum):
     WINDOW_REVERSED = "WINDOW_REVERSED"  # contract: planned_end before planned_start
     NEGATIVE_AMOUNT = "NEGATIVE_AMOUNT"  # contract: amount_eur < 0
     BAD_IDENTIFIER = "BAD_IDENTIFIER"  # contract: BAG id with the wrong type code
-    BAD_POSTCODE = "BAD_POSTCODE"  # address stage: passes the contract, not a Dutch postcode
+    BAD_POSTCODE = "BAD_POSTCODE"  # contract (postcode shape) and hub.address: not a postcode
 
 
-#: Reasons rejected by ``CaseEvent.model_validate``; NOT_JSON fails earlier, BAD_POSTCODE later.
-CONTRACT_REASONS = frozenset(MalformedReason) - {
-    MalformedReason.NOT_JSON,
-    MalformedReason.BAD_POSTCODE,
-}
+#: Reasons rejected by ``CaseEvent.model_validate`` (NOT_JSON fails earlier, at decoding).
+CONTRACT_REASONS = frozenset(MalformedReason) - {MalformedReason.NOT_JSON}
 
 
 @dataclass(frozen=True)
@@ -257,6 +256,36 @@ class Manifest:
             "contact_routing": len(self.contact_routing),
             "contact_routing_seeded": len(self.contact_routing_seeded),
         }
+
+
+class _Random(random.Random):
+    """``random.Random`` with cheaper ``randint``/``randrange``/``choice``/``choices``.
+
+    Each draws from ``random()`` once (a C call) instead of the stdlib's pure-Python rejection
+    sampling: a few times faster, deterministic everywhere, uniform to within 2**-53.
+    """
+
+    def randint(self, a: int, b: int) -> int:
+        return a + int(self.random() * (b - a + 1))
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:  # type: ignore[override]
+        if stop is None:
+            return int(self.random() * start)
+        return start + int(self.random() * (stop - start))
+
+    def choice(self, seq: Any) -> Any:
+        return seq[int(self.random() * len(seq))]
+
+    def choices(  # type: ignore[override]
+        self, population: Any, weights: Any = None, *, cum_weights: Any = None, k: int = 1
+    ) -> list[Any]:
+        if cum_weights is None:
+            cum_weights = list(accumulate(weights))
+        total, last = cum_weights[-1], len(cum_weights) - 1
+        rnd = self.random
+        return [
+            population[min(bisect.bisect_right(cum_weights, rnd() * total), last)] for _ in range(k)
+        ]
 
 
 # --- the world: addresses and buildings --------------------------------------------------------
@@ -509,7 +538,7 @@ class _Planner:
         self, world: _World, n_valid: int, seed: int, shares: Shares, span_days: int
     ) -> None:
         self.w = world
-        self.rng = random.Random(seed * 1_000_003 + 2)
+        self.rng = _Random(seed * 1_000_003 + 2)
         self.budget = n_valid
         self.used = 0
         self.shares = shares
@@ -658,7 +687,7 @@ class _Planner:
         if has_win:
             assert win is not None
             if reschedule is None:
-                reschedule = rng.random() < 0.1
+                reschedule = rng.random() < 0.1 and self.used + len(seq) < self.budget
             if reschedule:  # a first plan, later moved: the last PLANNED carries the final window
                 i = seq.index(PLANNED)
                 shift = rng.choice((-1, 1)) * rng.randint(20, 120)
@@ -1071,8 +1100,7 @@ class _Planner:
             self._background_strengthening(b)
         addrs = list(range(len(w.pc)))
         rng.shuffle(addrs)
-        while self.used < self.budget:
-            before = self.used
+        while self.used < self.budget and addrs:
             for a in addrs:
                 left = self.budget - self.used
                 if left <= 0:
@@ -1083,8 +1111,6 @@ class _Planner:
                     self._filler(a, left)
                 else:
                     self._background_case(a)
-            if self.used == before:  # no addresses at all
-                break
 
     def _background_strengthening(self, b: int) -> None:
         rng = self.rng
@@ -1130,9 +1156,7 @@ class _Planner:
             if w.b_rental[b] and r2 < 0.35:
                 ctype = REN if r2 < 0.12 else MNT
             else:
-                ctype = rng.choices((PERMIT, WORKS, PSY, INS, BOT), (0.22, 0.18, 0.08, 0.44, 0.08))[
-                    0
-                ]
+                ctype = rng.choices((PERMIT, WORKS, PSY, INS, BOT), (0.3, 0.2, 0.1, 0.3, 0.1))[0]
         windows_ok = self.slot[a] == 0 and not self.reserved[a]
         left = self.budget - self.used
         if ctype == DMG:
@@ -1168,6 +1192,8 @@ class _Planner:
             0
         ]
         seq = path[:k]
+        if rng.random() < 0.03:
+            seq = (path[0], CANCELLED)  # withdrawn
         if seq[-1] in _WINDOWED and not windows_ok:
             seq = path
         if len(seq) > left:
@@ -1356,7 +1382,7 @@ class Simulation:
 
     def _generate(self) -> Iterator[Item]:
         w, cases = self._w, self._cases
-        rng = random.Random(self._seed * 1_000_003 + 3)
+        rng = _Random(self._seed * 1_000_003 + 3)
         rnd, getrandbits = rng.random, rng.getrandbits
         w_pc, w_num, w_let, w_add, w_na, w_gm = w.pc, w.num, w.let, w.add, w.na, w.gm
         b_pand = w.b_pand
@@ -1516,14 +1542,6 @@ def _clone(ev: Event) -> Event:
     return out
 
 
-def malformed_event_id(item: Item) -> str | None:
-    """The event_id of a (possibly malformed) item, if it has one."""
-    if isinstance(item, dict):
-        value = item.get("event_id")
-        return value if isinstance(value, str) else None
-    return None
-
-
 def _malformed(reason: str, rng: random.Random, w: _World, ts: int) -> Item:
     """One malformed item of the given reason (its event_id, if any, is in the manifest)."""
     rnd, choice = rng.random, rng.choice
@@ -1646,12 +1664,18 @@ def simulate(
     n_valid = events - n_mal - n_dup
     if n_valid < 0:
         raise ValueError("malformed + duplicate shares exceed the event count")
-    world = _build_world(addresses, random.Random(seed * 1_000_003 + 1))
-    planner = _Planner(world, n_valid, seed, shares, span_days)
-    planner.plant()
-    planner.background()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # planning allocates ~1 object per event, all long-lived: skip futile collections
+    try:
+        world = _build_world(addresses, _Random(seed * 1_000_003 + 1))
+        planner = _Planner(world, n_valid, seed, shares, span_days)
+        planner.plant()
+        planner.background()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     n_valid = planner.used  # == requested unless there is nothing to put events on
-    rng = random.Random(seed * 1_000_003 + 4)
+    rng = _Random(seed * 1_000_003 + 4)
     n_late = min(round(events * shares.late), n_valid)
     late_idx = rng.sample(range(1, n_valid + 1), n_late) if n_valid else []
     late = {i: rng.randint(100, 30_000) for i in late_idx}

@@ -70,8 +70,13 @@ def _reject_reasons() -> frozenset[str]:
     """The dead-letter reason codes: the codec's decode codes plus ``RejectReason``'s values."""
     from hub.contracts import codec
 
-    codes = {codec.UNDECODABLE, codec.UNKNOWN_SCHEMA, codec.INCOMPATIBLE_SCHEMA,
-             codec.WRONG_RECORD_TYPE, OTHER}
+    codes = {
+        codec.UNDECODABLE,
+        codec.UNKNOWN_SCHEMA,
+        codec.INCOMPATIBLE_SCHEMA,
+        codec.WRONG_RECORD_TYPE,
+        OTHER,
+    }
     try:
         from hub.contracts.decode import RejectReason
     except ImportError:
@@ -127,15 +132,49 @@ def safe_partition(value: object) -> str:
 # --- buckets ----------------------------------------------------------------------------------
 #: Ingest -> emitted alert: a stream processor answers in ms..s; a minute means it is far behind.
 PROCESSING_LATENCY_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
 )
 #: occurred_at -> emitted alert: agencies report minutes to days late; replays are months old.
 EVENT_TIME_LATENCY_BUCKETS: tuple[float, ...] = (
-    1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0,
-    86400.0, 2 * 86400.0, 7 * 86400.0, 30 * 86400.0,
+    1.0,
+    10.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    4 * 3600.0,
+    12 * 3600.0,
+    86400.0,
+    2 * 86400.0,
+    7 * 86400.0,
+    30 * 86400.0,
 )
 BATCH_SIZE_BUCKETS: tuple[float, ...] = (
-    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+    1,
+    2,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
 )
 
 # --- the metrics ------------------------------------------------------------------------------
@@ -144,75 +183,110 @@ disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 EVENTS_RECEIVED = Counter(
-    "hub_events_received", "Inbound case events decoded, per source and case type.",
-    ["source", "case_type"], registry=REGISTRY,
+    "hub_events_received",
+    "Inbound case events decoded, per source and case type.",
+    ["source", "case_type"],
+    registry=REGISTRY,
 )
 EVENTS_REJECTED = Counter(
-    "hub_events_rejected", "Inbound records sent to the dead-letter topic, by reason code.",
-    ["reason"], registry=REGISTRY,
+    "hub_events_rejected",
+    "Inbound records sent to the dead-letter topic, by reason code.",
+    ["reason"],
+    registry=REGISTRY,
 )
 DUPLICATES_IGNORED = Counter(
-    "hub_events_duplicates", "Events ignored as duplicates (event id already seen).",
-    ["source"], registry=REGISTRY,
+    "hub_events_duplicates",
+    "Events ignored as duplicates (event id already seen).",
+    ["source"],
+    registry=REGISTRY,
 )
 EVENTS_PARKED = Counter(
-    "hub_events_parked", "Events parked until their address can be resolved.",
-    ["source"], registry=REGISTRY,
+    "hub_events_parked",
+    "Events parked until their address can be resolved.",
+    ["source"],
+    registry=REGISTRY,
 )
 EVENTS_RELEASED = Counter(
-    "hub_events_released", "Events released from parking (address mapping learned).",
-    ["source"], registry=REGISTRY,
+    "hub_events_released",
+    "Events released from parking (address mapping learned).",
+    ["source"],
+    registry=REGISTRY,
 )
 PARKED_EVENTS = Gauge(
-    "hub_parked_events", "Events currently parked, waiting for address resolution.",
+    "hub_parked_events",
+    "Events currently parked, waiting for address resolution.",
     registry=REGISTRY,
 )
 SOURCE_LAST_RECEIVED = Gauge(
     "hub_source_last_received_timestamp_seconds",
     "Unix time an event of this source was last received (or watch_sources() was called).",
-    ["source"], registry=REGISTRY,
+    ["source"],
+    registry=REGISTRY,
 )
 SIGNALS_EMITTED = Counter(
-    "hub_signals_emitted", "Alerts and signals emitted (transitions), by rule kind and status.",
-    ["kind", "status", "steering_group"], registry=REGISTRY,
+    "hub_signals_emitted",
+    "Alerts and signals emitted (transitions), by rule kind and status.",
+    ["kind", "status", "steering_group"],
+    registry=REGISTRY,
 )
 SIGNALS_FIRING = Gauge(
-    "hub_signals_firing", "Signals currently firing in the partitions this worker holds.",
-    ["kind", "steering_group"], registry=REGISTRY,
+    "hub_signals_firing",
+    "Signals currently firing in the partitions this worker holds.",
+    ["kind", "steering_group"],
+    registry=REGISTRY,
 )
 DOSSIERS = Gauge(
-    "hub_dossiers", "Address dossiers held in the partitions this worker holds.",
+    "hub_dossiers",
+    "Address dossiers held in the partitions this worker holds.",
     registry=REGISTRY,
 )
 PROCESSING_LATENCY = Histogram(
-    "hub_processing_latency_seconds", "Seconds from ingest by the hub to the emitted alert.",
-    ["kind"], buckets=PROCESSING_LATENCY_BUCKETS, registry=REGISTRY,
+    "hub_processing_latency_seconds",
+    "Seconds from ingest by the hub to the emitted alert.",
+    ["kind"],
+    buckets=PROCESSING_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 EVENT_TIME_LATENCY = Histogram(
-    "hub_event_time_latency_seconds", "Seconds from the event's occurred_at to the emitted alert.",
-    ["kind"], buckets=EVENT_TIME_LATENCY_BUCKETS, registry=REGISTRY,
+    "hub_event_time_latency_seconds",
+    "Seconds from the event's occurred_at to the emitted alert.",
+    ["kind"],
+    buckets=EVENT_TIME_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 BATCH_SIZE = Histogram(
-    "hub_batch_size_events", "Events per processed batch.",
-    ["stage"], buckets=BATCH_SIZE_BUCKETS, registry=REGISTRY,
+    "hub_batch_size_events",
+    "Events per processed batch.",
+    ["stage"],
+    buckets=BATCH_SIZE_BUCKETS,
+    registry=REGISTRY,
 )
 CONSUMER_LAG = Gauge(
-    "hub_consumer_lag_messages", "Messages between the committed/consumed offset and the high "
-    "watermark.", ["topic", "partition"], registry=REGISTRY,
+    "hub_consumer_lag_messages",
+    "Messages between the committed/consumed offset and the high watermark.",
+    ["topic", "partition"],
+    registry=REGISTRY,
 )
 TABLE_RECOVERY_PROGRESS = Gauge(
-    "hub_table_recovery_progress_ratio", "Changelog recovery progress of a table, 0..1.",
-    ["table"], registry=REGISTRY,
+    "hub_table_recovery_progress_ratio",
+    "Changelog recovery progress of a table, 0..1.",
+    ["table"],
+    registry=REGISTRY,
 )
 TABLE_RECOVERED = Gauge(
-    "hub_table_recovered", "1 when the table has recovered its assigned partitions, else 0.",
-    ["table"], registry=REGISTRY,
+    "hub_table_recovered",
+    "1 when the table has recovered its assigned partitions, else 0.",
+    ["table"],
+    registry=REGISTRY,
 )
 PRODUCER_ERRORS = Counter(
-    "hub_producer_errors", "Records the producer failed to deliver.",
-    ["topic", "error"], registry=REGISTRY,
+    "hub_producer_errors",
+    "Records the producer failed to deliver.",
+    ["topic", "error"],
+    registry=REGISTRY,
 )
 WORKER_INFO = Info("hub_worker", "Version and role of this worker.", registry=REGISTRY)
+
 
 def _init_label_sets() -> None:
     """Create the bounded series up front, so rates and absence rules see zeros, not gaps."""

@@ -4,12 +4,13 @@ Pure Python (no Kafka): the ingest stage calls :class:`hub.address.resolve.Inges
 See ``docs/addresses.md`` for the key format and the normalisation rules.
 """
 
-from hub.address.key import area_of, make_key, parse_key
+from hub.address.key import address_key, area_of, make_key, parse_key
 from hub.address.normalise import AddressError, AddressParts, normalise_address
 
 __all__ = [
     "AddressError",
     "AddressParts",
+    "address_key",
     "area_of",
     "make_key",
     "normalise_address",

@@ -99,7 +99,7 @@ class DeadLetter:
 
     def headers(self) -> Headers:
         """Kafka headers for the dead-letter topic (confluent-kafka's list-of-tuples form)."""
-        return dead_letter_headers(
+        return build_headers(
             reason=self.reason,
             message=self.message,
             stage=self.stage,
@@ -158,7 +158,7 @@ def _b(text: str) -> bytes:
     return text.encode("utf-8", "replace")
 
 
-def dead_letter_headers(
+def build_headers(
     *,
     reason: str,
     message: str,
@@ -194,21 +194,26 @@ def dead_letter_headers(
     return headers
 
 
-def rejection_headers(
+def dead_letter_headers(
     rejection: Rejection,
     *,
     topic: str | None,
     partition: int | None,
     offset: int | None,
+    stage: str | None = None,
     origin: str = "kafka",
     location: str | None = None,
     rejected_at_ms: int | None = None,
 ) -> Headers:
-    """Headers for a Rejection of a consumed message: what the ingest stage calls."""
-    return dead_letter_headers(
+    """Headers for a Rejection of a consumed message: what the ingest stage calls.
+
+    ``stage`` overrides ``rejection.stage`` (decode/validate/...); leave it out to keep the
+    finer-grained stage of the rejection.
+    """
+    return build_headers(
         reason=str(rejection.reason_code),
         message=rejection.message,
-        stage=str(rejection.stage),
+        stage=str(stage or rejection.stage),
         exception_class=rejection.exception_class,
         field=rejection.field,
         topic=topic,
@@ -218,6 +223,10 @@ def rejection_headers(
         location=location,
         rejected_at_ms=rejected_at_ms,
     )
+
+
+#: Alias: the name used in the issue's wording.
+rejection_headers = dead_letter_headers
 
 
 def _int(value: str | None) -> int | None:

@@ -117,6 +117,42 @@ def _desired(
     return {fp: Desired(fp, AREA_CLUSTER, (), None, detail, digest, update.occurred_at_ms)}
 
 
+def _transition(
+    state: AreaState,
+    st: AlertState,
+    config: RulesConfig,
+    emitted_at: int,
+    update: AreaUpdate | None,
+) -> Transition:
+    event_id = update.event_id if update is not None else None
+    return Transition(
+        fingerprint=st.fp,
+        kind=AREA_CLUSTER,
+        category=CATEGORY_SIGNAL,
+        status=st.status,
+        version=st.version,
+        address_key=None,
+        area=state.area,
+        gemeentecode=None,
+        steering_group=st.steering_group,
+        lead=None,
+        cases=[],
+        event_ids=[event_id] if event_id else [],
+        detail=st.detail,
+        config_version=config.config_version,
+        starts_at=st.starts_at,
+        ends_at=st.ends_at,
+        emitted_at=emitted_at,
+        trigger_event_id=event_id,
+        trigger_ingested_at=update.ingested_at_ms if update is not None else None,
+    )
+
+
+def current_records(state: AreaState, config: RulesConfig, now_ms: int) -> list[Transition]:
+    """The area's alert as it stands, without a trigger."""
+    return [_transition(state, st, config, now_ms, None) for st in state.alerts.values()]
+
+
 def apply(
     state: AreaState | None,
     update: AreaUpdate,
@@ -141,30 +177,6 @@ def apply(
     if not changed:
         return state, []
     emitted_at = now_ms if now_ms is not None else time.time_ns() // 1_000_000
-    out = []
-    for st in changed:
-        out.append(
-            Transition(
-                fingerprint=st.fp,
-                kind=AREA_CLUSTER,
-                category=CATEGORY_SIGNAL,
-                status=st.status,
-                version=st.version,
-                address_key=None,
-                area=state.area,
-                gemeentecode=None,
-                steering_group=st.steering_group,
-                lead=None,
-                cases=[],
-                event_ids=[update.event_id] if update.event_id else [],
-                detail=dict(st.detail),
-                config_version=config.config_version,
-                starts_at=st.starts_at,
-                ends_at=st.ends_at,
-                emitted_at=emitted_at,
-                trigger_event_id=update.event_id,
-                trigger_ingested_at=update.ingested_at_ms,
-            )
-        )
+    out = [_transition(state, st, config, emitted_at, update) for st in changed]
     state.version_floor = prune_resolved(state.alerts, 1, state.version_floor)
     return state, out

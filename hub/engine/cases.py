@@ -86,27 +86,47 @@ class CaseState:
     def has_window(self) -> bool:
         return self.start_day is not None and self.end_day is not None
 
-    def overwrite(self, ev: NormalisedEvent) -> None:
-        """Take the event's full state (the caller has checked it is not older)."""
+    def overwrite(self, ev: NormalisedEvent) -> bool:
+        """Take the event's full state (the caller checked it is not older).
+
+        Returns whether anything a rule looks at changed (type, status, window, contact, amount),
+        so an event that only repeats the state skips rule evaluation.
+        """
+        status = ev.status
+        changed = status != self.status or ev.case_type != self.case_type
         self.case_type = ev.case_type
-        self.status = status = ev.status
-        active = status not in _INACTIVE
-        self.active = active
+        self.status = status
         self.occurred_at_ms = ev.occurred_at_ms
         self.last_event_id = ev.event_id
-        if active:
-            ps, pe = ev.planned_start, ev.planned_end
+        if status in _INACTIVE:
+            self.active = False
+            self.shrink()
+            return changed
+        self.active = True
+        ps = ev.planned_start
+        if ps != self.planned_start:
             self.planned_start = ps
-            self.planned_end = pe
             self.start_day = day_ordinal(ps) if ps else None
+            changed = True
+        pe = ev.planned_end
+        if pe != self.planned_end:
+            self.planned_end = pe
             self.end_day = day_ordinal(pe) if pe else None
-            self.contact_role = ev.contact_role
+            changed = True
+        if (
+            ev.amount_cents != self.amount_cents
+            or ev.contact_name != self.contact_name
+            or ev.contact_role != self.contact_role
+            or ev.contact_phone != self.contact_phone
+            or ev.contact_email != self.contact_email
+        ):
+            self.amount_cents = ev.amount_cents
             self.contact_name = ev.contact_name
+            self.contact_role = ev.contact_role
             self.contact_phone = ev.contact_phone
             self.contact_email = ev.contact_email
-            self.amount_cents = ev.amount_cents
-        else:
-            self.shrink()
+            changed = True
+        return changed
 
     def shrink(self) -> None:
         """A closed case becomes a short summary: no windows, contacts (personal data) or amount."""
@@ -114,21 +134,6 @@ class CaseState:
         self.start_day = self.end_day = None
         self.contact_role = self.contact_name = self.contact_phone = self.contact_email = None
         self.amount_cents = None
-
-    def signature(self) -> tuple[Any, ...]:
-        """Everything a rule can look at; equal signatures give equal rule outcomes."""
-        return (
-            self.case_type,
-            self.status,
-            self.first_ms,
-            self.start_day,
-            self.end_day,
-            self.amount_cents,
-            self.contact_role,
-            self.contact_name,
-            self.contact_phone,
-            self.contact_email,
-        )
 
     def to_row(self) -> list[Any]:
         return [

@@ -49,7 +49,7 @@ DEFAULT_AREA_RULES: tuple[RuleName, ...] = (
 class RulesFile(BaseModel):
     """Schema of the TOML file; unknown keys are rejected so a typo cannot silently be ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     type_ranking: list[CaseType] = Field(default_factory=lambda: list(DEFAULT_TYPE_RANKING))
     samenloop_municipalities: list[str] = Field(

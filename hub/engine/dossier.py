@@ -196,11 +196,9 @@ def _ingest(d: Dossier, ev: NormalisedEvent, config: RulesConfig) -> int:
                 return _RELEVANT
         return outcome
     was_active = cs.active
-    before = cs.signature()
-    cs.overwrite(ev)
-    if was_active and not cs.active:
-        _evict_closed(d, config)
-    if cs.signature() != before:
+    if cs.overwrite(ev):
+        if was_active and not cs.active:
+            _evict_closed(d, config)
         return _RELEVANT
     return outcome
 
@@ -220,7 +218,7 @@ def _transition(
     st: AlertState,
     config: RulesConfig,
     now_ms: int,
-    trigger: NormalisedEvent,
+    trigger: NormalisedEvent | None,
 ) -> Transition:
     cases = d.cases
     listed: list[dict[str, str | None]] = []
@@ -253,9 +251,14 @@ def _transition(
         starts_at=st.starts_at,
         ends_at=st.ends_at,
         emitted_at=now_ms,
-        trigger_event_id=trigger.event_id,
-        trigger_ingested_at=trigger.ingested_at_ms or None,
+        trigger_event_id=trigger.event_id if trigger is not None else None,
+        trigger_ingested_at=(trigger.ingested_at_ms or None) if trigger is not None else None,
     )
+
+
+def current_records(d: Dossier, config: RulesConfig, now_ms: int) -> list[Transition]:
+    """The address's alerts as they stand (FIRING and kept RESOLVED), without a trigger."""
+    return [_transition(d, st, config, now_ms, None) for st in d.alerts.values()]
 
 
 def _evaluate(

@@ -14,8 +14,10 @@ from typing import Any
 from hub.contracts.normalised import NormalisedEvent
 from hub.engine import area as area_step
 from hub.engine.area import AreaState, AreaUpdate
+from hub.engine.area import current_records as area_records
 from hub.engine.config import RulesConfig, default_config
 from hub.engine.dossier import Dossier, apply, apply_many
+from hub.engine.dossier import current_records as dossier_records
 from hub.engine.lifecycle import FIRING, Transition
 
 Clock = Callable[[], int]
@@ -29,7 +31,6 @@ class Engine:
         self.clock = clock  # wall clock in epoch ms for emitted_at; None: real time
         self.dossiers: dict[str, Dossier] = {}
         self.areas: dict[str, AreaState] = {}
-        self.latest: dict[str, Transition] = {}  # fingerprint -> last emitted transition
 
     def _now(self) -> int | None:
         return self.clock() if self.clock is not None else None
@@ -39,11 +40,6 @@ class Engine:
             st, ts = area_step.apply(self.areas.get(up.area), up, self.config, now)
             self.areas[up.area] = st
             out.extend(ts)
-
-    def _record(self, out: list[Transition]) -> None:
-        latest = self.latest
-        for t in out:
-            latest[t.fingerprint] = t
 
     def process(self, event: NormalisedEvent) -> list[Transition]:
         """One event through its address (and, when its flag flips, its area)."""
@@ -55,8 +51,6 @@ class Engine:
             self.dossiers[key] = d
         if updates:
             self._areas(updates, now, out)
-        if out:
-            self._record(out)
         return out
 
     def process_many(self, events: Iterable[NormalisedEvent]) -> list[Transition]:
@@ -74,16 +68,32 @@ class Engine:
             out.extend(ts)
             updates.extend(ups)
         self._areas(updates, now, out)
-        self._record(out)
         return out
 
     def firing(self) -> set[str]:
-        """Fingerprints currently FIRING."""
-        return {fp for fp, t in self.latest.items() if t.status == FIRING}
+        """Fingerprints currently FIRING (from the states, not from emitted history)."""
+        out = {
+            fp for d in self.dossiers.values() for fp, st in d.alerts.items() if st.status == FIRING
+        }
+        out.update(
+            fp for a in self.areas.values() for fp, st in a.alerts.items() if st.status == FIRING
+        )
+        return out
 
-    def firing_records(self) -> dict[str, dict[str, Any]]:
-        """fingerprint -> last record, for the FIRING ones."""
-        return {fp: t.to_record() for fp, t in self.latest.items() if t.status == FIRING}
+    def firing_records(self, now_ms: int | None = None) -> dict[str, dict[str, Any]]:
+        """fingerprint -> record of every FIRING alert as it stands (no trigger fields)."""
+        now = now_ms if now_ms is not None else (self._now() or 0)
+        out: dict[str, dict[str, Any]] = {}
+        for d in self.dossiers.values():
+            if d.alerts:
+                for t in dossier_records(d, self.config, now):
+                    if t.status == FIRING:
+                        out[t.fingerprint] = t.to_record()
+        for a in self.areas.values():
+            for t in area_records(a, self.config, now):
+                if t.status == FIRING:
+                    out[t.fingerprint] = t.to_record()
+        return out
 
 
 @dataclass(slots=True)
@@ -128,5 +138,5 @@ def backtest(
     else:
         for ev in events:
             transitions.extend(engine.process(ev))
-    final = {fp: t.to_record() for fp, t in engine.latest.items()}
-    return BacktestResult(final, transitions)
+    final = {t.fingerprint: t for t in transitions}
+    return BacktestResult({fp: t.to_record() for fp, t in final.items()}, transitions)

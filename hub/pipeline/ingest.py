@@ -32,7 +32,8 @@ from hub.address.normalise import AddressError
 from hub.address.register import fact_key
 from hub.address.resolve import Ingestor, IngestResult
 from hub.contracts.deadletter import dead_letter_headers
-from hub.contracts.decode import Rejection, decode_case_event
+from hub.contracts.decode import Rejection, decode_case_event, parse_case_event_json
+from hub.contracts.events import CaseEvent
 from hub.contracts.normalised import NormalisedEvent
 from hub.pipeline.batches import encode_batches, group_by_partition
 from hub.pipeline.clients import consumer_config
@@ -58,10 +59,26 @@ class IngestStats:
     batches: int = 0
 
 
+def decode_inbound(raw: bytes) -> CaseEvent | Rejection:
+    """Avro in either framing (told apart by the first byte), or the JSON form (``{``).
+
+    JSON on the topic is accepted so that a producer that cannot speak Avro still gets
+    field-level validation and precise dead-letter reasons instead of UNDECODABLE.
+    """
+    if raw[:1] == b"{":
+        return parse_case_event_json(raw)
+    return decode_case_event(raw)
+
+
 def address_rejection(error: AddressError) -> Rejection:
     """An address that cannot be Dutch, in the same shape as the contract's rejections."""
-    return Rejection(reason_code="INVALID_ADDRESS", field=error.field, message=str(error),
-                     stage="resolve", exception_class="hub.address.normalise.AddressError")
+    return Rejection(
+        reason_code="INVALID_ADDRESS",
+        field=error.field,
+        message=str(error),
+        stage="resolve",
+        exception_class="hub.address.normalise.AddressError",
+    )
 
 
 class IngestStage:
@@ -86,7 +103,8 @@ class IngestStage:
     # -- lifecycle ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Restore global state, then consume until ``stop`` is set. Blocking: run in a thread."""
-        state = Consumer(consumer_config(self.settings, None))
+        # assign-only reader of the global topics: librdkafka wants a group id, it never commits
+        state = Consumer(consumer_config(self.settings, f"{self.settings.app_id}-state-reader"))
         try:
             self._restore(state)
             consumer = Consumer(consumer_config(self.settings, f"{self.settings.app_id}-ingest"))
@@ -137,7 +155,7 @@ class IngestStage:
         state.incremental_unassign([TopicPartition(self.topics.parked, 0)])
         released: list[NormalisedEvent] = []
         for raw in parked_raw.values():
-            decoded = decode_case_event(raw)
+            decoded = decode_inbound(raw)
             if isinstance(decoded, Rejection):
                 continue  # was valid when parked; a schema change would land it in the DLQ
             result = self.ingestor.ingest(decoded, int(self.clock() * 1000))
@@ -201,7 +219,7 @@ class IngestStage:
                     log.warning("consume error: %s", msg.error())
                 continue
             raw = msg.value() or b""
-            decoded = decode_case_event(raw)
+            decoded = decode_inbound(raw)
             if isinstance(decoded, Rejection):
                 rejected[decoded.reason_code] += 1
                 self._dead_letter(msg, decoded)

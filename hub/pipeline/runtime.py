@@ -107,6 +107,8 @@ class HubRuntime:
             stream_buffer_maxsize=64,
             table_standby_replicas=0,
             stream_wait_empty=False,
+            key_serializer="raw",
+            value_serializer="raw",
         )
         raw = {
             "key_type": bytes,
@@ -116,8 +118,9 @@ class HubRuntime:
         }
         self.normalised_topic = app.topic(self.topics.normalised, **raw)
         self.area_topic = app.topic(self.topics.area_updates, **raw)
-        self.dossiers = app.Table(DOSSIER_TABLE, partitions=s.partitions, **raw)
-        self.areas = app.Table(AREA_TABLE, partitions=s.partitions, **raw)
+        table = {"key_type": bytes, "value_type": bytes, "partitions": s.partitions}
+        self.dossiers = app.Table(DOSSIER_TABLE, **table)
+        self.areas = app.Table(AREA_TABLE, **table)
         from hub.agents import area as area_agent
         from hub.agents import correlate as correlate_agent
 
@@ -168,8 +171,8 @@ class HubRuntime:
         if self._ingest_failure is not None:
             failure, self._ingest_failure = self._ingest_failure, None
             log.error("stopping worker: ingest stage failed (%s)", type(failure).__name__)
-            await self.app.crash(failure) if hasattr(self.app, "crash") else None
-            raise SystemExit(3)
+            await self.app.crash(failure)
+            return
         recovery = self.app.tables.recovery
         done = recovery.completed.is_set() and not self.app.rebalancing
         for table in (DOSSIER_TABLE, AREA_TABLE):

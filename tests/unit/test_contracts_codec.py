@@ -20,8 +20,8 @@ from hub.contracts.codec import (
 )
 from hub.contracts.deadletter import DeadLetter
 from hub.contracts.decode import (
-    RejectReason,
     Rejection,
+    RejectReason,
     case_event_to_avro_dict,
     decode_case_event,
     parse_case_event_json,

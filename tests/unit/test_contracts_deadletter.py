@@ -14,6 +14,7 @@ from hub.contracts.deadletter import (
     H_TIMESTAMP,
     H_TOPIC,
     DeadLetter,
+    dead_letter_headers,
     parse_dead_letter,
     rejection_headers,
 )
@@ -95,3 +96,12 @@ def test_long_messages_are_cut() -> None:
     rejection = Rejection("INVALID_FIELD", "x", "x: " + "y" * 5000)
     headers = dict(rejection_headers(rejection, topic="t", partition=0, offset=0))
     assert len(headers[H_EXCEPTION_MESSAGE]) == 1000
+
+
+def test_stage_override_replaces_the_rejection_stage_only_when_given() -> None:
+    rejection = Rejection("INVALID_FIELD", "x", "x: bad", stage="validate")
+    default = dict(dead_letter_headers(rejection, topic="t", partition=0, offset=0))
+    override = dict(
+        dead_letter_headers(rejection, topic="t", partition=0, offset=0, stage="ingest")
+    )
+    assert default[H_STAGE] == b"validate" and override[H_STAGE] == b"ingest"

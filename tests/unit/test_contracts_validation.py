@@ -14,8 +14,8 @@ import pytest
 from hub.contracts.codec import AvroCodec
 from hub.contracts.decode import (
     InvalidCaseEvent,
-    RejectReason,
     Rejection,
+    RejectReason,
     case_event_from_avro_dict,
     case_event_to_avro_dict,
     case_event_to_json,
