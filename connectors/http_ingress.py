@@ -127,6 +127,8 @@ def parse_tokens_env(text: str) -> dict[str, str]:
         token, sep, source = item.rpartition("=")
         if not sep or not token.strip():
             raise ValueError(f"{TOKENS_ENV}: expected token=SOURCE, got an entry without '='")
+        if token.strip() in out:
+            raise ValueError(f"{TOKENS_ENV}: a token is configured twice")
         out[token.strip()] = source.strip()
     return out
 

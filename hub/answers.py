@@ -623,7 +623,7 @@ def _bytes_json(raw: bytes | None) -> dict[str, str] | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return {"base64": base64.b64encode(raw).decode()}
-    if text.isprintable() or all(ch.isprintable() or ch in "\n\r\t" for ch in text):
+    if all(ch.isprintable() or ch in "\n\r\t" for ch in text):
         return {"text": text}
     return {"base64": base64.b64encode(raw).decode()}
 
@@ -821,9 +821,8 @@ def status(settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
 
     Lag of a partition = high watermark − committed offset (the whole partition when the group
     never committed). Workers = members of the ``<app_id>-ingest`` group (one per worker).
+    A broker error after the first answer is reported in ``error`` with what was gathered.
     """
-    from confluent_kafka.admin import AdminClient, OffsetSpec
-
     out: dict[str, Any] = {"broker": settings.broker, "reachable": False}
     try:
         existing = _existing_topics(settings, timeout_s)
@@ -831,6 +830,22 @@ def status(settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
         out["error"] = str(exc)
         return out
     out["reachable"] = True
+    out["topics"] = []
+    out["lag"] = []
+    out["workers"] = 0
+    out["groups"] = {}
+    try:
+        _status_details(settings, existing, out, timeout_s)
+    except KafkaException as exc:
+        out["error"] = f"incomplete: {exc.args[0]}"
+    return out
+
+
+def _status_details(
+    settings: Settings, existing: Mapping[str, int], out: dict[str, Any], timeout_s: float
+) -> None:
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
     out["topics"] = [
         {
             "name": name,
@@ -869,7 +884,16 @@ def status(settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
                 committed[(tp.topic, tp.partition)] = tp.offset
         for topic in group_topics:
             if topic not in existing:
-                lag_rows.append({"group": group, "topic": topic, "missing": True})
+                lag_rows.append(
+                    {
+                        "group": group,
+                        "topic": topic,
+                        "missing": True,
+                        "end_offsets": None,
+                        "committed": False,
+                        "lag": None,
+                    }
+                )
                 continue
             lag = 0
             end_total = 0
@@ -887,6 +911,7 @@ def status(settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
                 {
                     "group": group,
                     "topic": topic,
+                    "missing": False,
                     "end_offsets": end_total,
                     "committed": committed_any,
                     "lag": lag,
@@ -907,4 +932,3 @@ def status(settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
     ingest = workers.get(f"{settings.app_id}-ingest", {})
     out["workers"] = ingest.get("members", 0)
     out["groups"] = workers
-    return out

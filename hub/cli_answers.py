@@ -220,7 +220,7 @@ def _render_dead_letters(
         original = (
             f"{d['topic']}[{d['original_partition']}]@{d['original_offset']}"
             if d["topic"]
-            else f"{d['origin']} {d['location'] or ''}".strip()
+            else f"{d['origin']}/{d['stage']} {d['location'] or ''}".strip()
         )
         row = [
             f"{d['partition']}:{d['offset']}",
@@ -281,6 +281,8 @@ def _render_status(report: dict[str, Any]) -> None:
         f"{g}: {d['members']} member(s), {d['state']}" for g, d in report["groups"].items()
     )
     console.print(f"workers: {report['workers']}  ({escape(groups)})")
+    if report.get("error"):
+        console.print(f"[red]{escape(report['error'])}[/]")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -365,9 +367,10 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(
         as_json: bool = typer.Option(False, "--json", help="the status as one JSON object"),
+        timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="seconds per request"),
     ) -> None:
         """Broker reachable, topics present, consumer lag per topic, worker count."""
-        report = answers.status(Settings())
+        report = answers.status(Settings(), timeout_s=timeout)
         if as_json:
             _echo_json(report)
         else:

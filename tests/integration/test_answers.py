@@ -524,7 +524,9 @@ def test_status_shows_missing_topics(broker: str) -> None:
 def test_status_unreachable_broker() -> None:
     app = typer.Typer()
     register(app)
-    result = CliRunner().invoke(app, ["status", "--json"], env={"HUB_BROKER": "127.0.0.1:1"})
+    result = CliRunner().invoke(
+        app, ["status", "--json", "--timeout", "2"], env={"HUB_BROKER": "127.0.0.1:1"}
+    )
     assert result.exit_code == 1
     assert json.loads(result.stdout)["reachable"] is False
 

@@ -1,0 +1,205 @@
+"""Run real ``hub worker`` processes against the live broker and read what they emitted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from hub.contracts.codec import AvroCodec, ConfluentSchemaRegistry
+from hub.pipeline.clients import consumer_config
+from hub.pipeline.lag import pipeline_lag
+from hub.pipeline.topics import Topics, ensure_topics
+from hub.settings import Settings
+
+
+@dataclass
+class HubUnderTest:
+    """One isolated hub: its own topic prefix, app id and data dirs."""
+
+    broker: str
+    root: Path
+    partitions: int = 4
+    registry_url: str | None = None
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            broker=self.broker,
+            topic_prefix=f"test.{self.token}.",
+            app_id=f"test-{self.token}",
+            partitions=self.partitions,
+            data_dir=self.root / "data0",
+            metrics_port=0,
+        )
+
+    @property
+    def topics(self) -> Topics:
+        return Topics.from_settings(self.settings)
+
+    def create_topics(self) -> None:
+        ensure_topics(self.settings)
+
+    def env(self, index: int) -> dict[str, str]:
+        s = self.settings
+        return {
+            **os.environ,
+            "HUB_BROKER": s.broker,
+            "HUB_TOPIC_PREFIX": s.topic_prefix,
+            "HUB_APP_ID": s.app_id,
+            "HUB_PARTITIONS": str(s.partitions),
+            "HUB_DATA_DIR": str(self.root / f"data{index}"),
+            "HUB_METRICS_PORT": "0",
+            "HUB_LOG_LEVEL": "WARNING",
+            **({"HUB_SCHEMA_REGISTRY_URL": self.registry_url} if self.registry_url else {}),
+        }
+
+    def start_worker(self, index: int = 0) -> subprocess.Popen[bytes]:
+        log = (self.root / f"worker{index}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "worker"],
+            env=self.env(index),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(proc)
+        return proc
+
+    def stop_worker(self, proc: subprocess.Popen[bytes], kill: bool = False) -> None:
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        proc.wait(60)
+        self.processes.remove(proc)
+
+    def wipe_data(self, index: int = 0) -> None:
+        shutil.rmtree(self.root / f"data{index}", ignore_errors=True)
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:] for p in sorted(self.root.glob("worker*.log"))
+        )
+
+    def wait_caught_up(self, timeout: float = 180.0, settle: float = 3.0) -> None:
+        """Until both consumer groups have lag 0 for ``settle`` seconds."""
+        deadline = time.monotonic() + timeout
+        zero_since: float | None = None
+        while time.monotonic() < deadline:
+            for proc in self.processes:
+                if proc.poll() not in (None, 0, -15):
+                    raise AssertionError(f"worker exited {proc.returncode}:\n{self.logs()}")
+            lag = pipeline_lag(self.settings)
+            if lag == 0:
+                zero_since = zero_since or time.monotonic()
+                if time.monotonic() - zero_since >= settle:
+                    return
+            else:
+                zero_since = None
+            time.sleep(0.5)
+        raise AssertionError(f"not caught up after {timeout}s:\n{self.logs()}")
+
+    def read(self, topic: str) -> list[Any]:
+        """Every message of ``topic`` now, all partitions, in partition order."""
+        consumer = Consumer(consumer_config(self.settings, f"reader-{uuid.uuid4().hex[:6]}"))
+        try:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            parts = []
+            ends = {}
+            for p in meta.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high > low:
+                    parts.append(TopicPartition(topic, p, low))
+                    ends[p] = high
+            if not parts:
+                return []
+            consumer.assign(parts)
+            out = []
+            done: set[int] = set()
+            while len(done) < len(ends):
+                for msg in consumer.consume(1000, timeout=1.0):
+                    if msg.error():
+                        continue
+                    out.append(msg)
+                    if msg.offset() + 1 >= ends[msg.partition()]:
+                        done.add(msg.partition())
+            return out
+        finally:
+            consumer.close()
+
+    @property
+    def codec(self) -> AvroCodec:
+        """Reads both framings (the registry one only when this hub has a registry)."""
+        if self.registry_url:
+            return AvroCodec(
+                registry=ConfluentSchemaRegistry.from_url(self.registry_url), framing="confluent"
+            )
+        return AvroCodec()
+
+    def alert_records(self) -> list[dict[str, Any]]:
+        codec = self.codec
+        return [
+            codec.decode(m.value())[1]
+            for t in (self.topics.contact_routing, self.topics.signals)
+            for m in self.read(t)
+        ]
+
+    def close(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+        admin = AdminClient({"bootstrap.servers": self.broker})
+        names = [
+            n
+            for n in admin.list_topics(timeout=10).topics
+            if n.startswith(self.settings.topic_prefix) or n.startswith(self.settings.app_id)
+        ]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=30).values():
+                with suppress(Exception):
+                    future.result(30)
+
+
+def latest_by_fingerprint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        current = latest.get(rec["fingerprint"])
+        if current is None or rec["version"] > current["version"]:
+            latest[rec["fingerprint"]] = rec
+    return latest
+
+
+def firing_set(records: list[dict[str, Any]]) -> set[str]:
+    return {fp for fp, rec in latest_by_fingerprint(records).items() if rec["status"] == "FIRING"}
+
+
+def version_gaps(records: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Fingerprints whose emitted versions are not exactly 1..max (a lost transition)."""
+    versions: dict[str, set[int]] = {}
+    for rec in records:
+        versions.setdefault(rec["fingerprint"], set()).add(rec["version"])
+    return {fp: sorted(v) for fp, v in versions.items() if v != set(range(1, max(v) + 1))}
+
+
+@contextmanager
+def hub_under_test(
+    broker: str, root: Path, partitions: int = 4, registry_url: str | None = None
+) -> Iterator[HubUnderTest]:
+    hub = HubUnderTest(broker, root, partitions, registry_url)
+    hub.create_topics()
+    try:
+        yield hub
+    finally:
+        hub.close()
