@@ -88,6 +88,8 @@ EXIT_INPUT = 3
 
 #: Delivery timeout of the file producer: a dead broker fails the run in a minute, not in five.
 MESSAGE_TIMEOUT_MS = 60_000
+#: How long a target topic may take to appear in the metadata before it counts as missing.
+TOPIC_WAIT_S = 3.0
 _SAMPLE_REJECTS = 100
 _PROGRESS_EVERY = 500
 
@@ -411,14 +413,21 @@ class _Publisher:
             **{"message.timeout.ms": MESSAGE_TIMEOUT_MS, "allow.auto.create.topics": False},
         )
         self.producer = Producer(config)
-        try:
-            metadata = self.producer.list_topics(timeout=timeout)
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"broker {settings.broker} not reachable: {exc}") from exc
-        if topic not in metadata.topics:
-            raise BrokerUnavailable(
-                f"topic {topic!r} does not exist on {settings.broker} (run `hub topics`)"
-            )
+        # A topic created a moment ago may not be in the broker's metadata yet: look again
+        # briefly before calling it missing.
+        deadline = time.monotonic() + TOPIC_WAIT_S
+        while True:
+            try:
+                metadata = self.producer.list_topics(timeout=timeout)
+            except KafkaException as exc:
+                raise BrokerUnavailable(f"broker {settings.broker} not reachable: {exc}") from exc
+            if topic in metadata.topics:
+                return
+            if time.monotonic() >= deadline:
+                raise BrokerUnavailable(
+                    f"topic {topic!r} does not exist on {settings.broker} (run `hub topics`)"
+                )
+            time.sleep(0.25)
 
     def publish(self, event: CaseEvent, on_delivery: Callable[[Any, Any], None]) -> None:
         value = encode_case_event(event)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from hub.settings import Settings, get_settings
@@ -85,6 +87,62 @@ def topics() -> None:
 
     created = ensure_topics(get_settings())
     typer.echo(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
+
+
+@app.command("simulate")
+def simulate_cmd(
+    addresses: int = typer.Option(1000, help="addresses in the simulated region"),
+    events: int = typer.Option(10000, help="events to generate (exactly)"),
+    seed: int = typer.Option(1, help="same seed, same events"),
+    out: Path | None = typer.Option(None, help="JSON Lines file (default: stdout)"),
+    manifest: Path | None = typer.Option(None, help="write what was planted as JSON"),
+    publish: bool = typer.Option(False, help="publish to the inbound topic instead"),
+) -> None:
+    """Realistic agency traffic for the region (JSON Lines, or straight to Kafka)."""
+    from connectors.simulator import manifest_to_dict, run_simulate_cli, simulate
+
+    if publish:
+        import orjson
+
+        from connectors.kafka_publish import publish as publish_items
+
+        sim = simulate(addresses, events, seed)
+        report = publish_items(sim, get_settings())
+        if manifest:
+            manifest.write_bytes(orjson.dumps(manifest_to_dict(sim.manifest)))
+        typer.echo(f"published {report.total} ({report.avro} Avro, {report.invalid} invalid), "
+                   f"{report.failed} failed")
+        raise typer.Exit(1 if report.failed else 0)
+    run_simulate_cli(addresses, events, seed, out, manifest_out=manifest)
+
+
+@app.command("demo")
+def demo(
+    addresses: int = typer.Option(5000, help="addresses in the simulated region"),
+    events: int = typer.Option(50000, help="events to simulate"),
+    seed: int = typer.Option(2024, help="simulation seed"),
+    keep: bool = typer.Option(False, help="keep the demo's topics afterwards"),
+) -> None:
+    """Worker + simulated agency traffic on the broker, then a summary (what `make demo` runs)."""
+    from rich.console import Console
+
+    from hub.demo import run_demo
+
+    raise typer.Exit(run_demo(addresses, events, seed, keep, Console()))
+
+
+def _register_plugins() -> None:
+    """Commands that live next to their code (connectors, answers)."""
+    from connectors.cli_http import register as register_http
+    from connectors.cli_ingest import register as register_ingest
+    from hub.cli_answers import register as register_answers
+
+    register_ingest(app)
+    register_http(app)
+    register_answers(app)
+
+
+_register_plugins()
 
 
 if __name__ == "__main__":

@@ -166,13 +166,14 @@ def _ingest(d: Dossier, ev: NormalisedEvent, config: RulesConfig) -> int:
     if at >= d.attrs_ms:
         d.attrs_ms = at
         gm = ev.gemeentecode
-        if gm is not None and gm != d.gemeentecode:
-            d.gemeentecode = gm
-            outcome = _RELEVANT
         sg = ev.steering_group
-        if sg and sg != d.steering_group and (sg != UNASSIGNED or d.gemeentecode is None):
-            d.steering_group = sg
-            outcome = _RELEVANT
+        if gm != d.gemeentecode or sg != d.steering_group:
+            if gm is not None and gm != d.gemeentecode:
+                d.gemeentecode = gm
+                outcome = _RELEVANT
+            if sg and sg != d.steering_group and (sg != UNASSIGNED or d.gemeentecode is None):
+                d.steering_group = sg
+                outcome = _RELEVANT
     nid = ev.nummeraanduiding_id
     if nid is not None and nid not in d.nummeraanduiding_ids:
         d.nummeraanduiding_ids.append(nid)
@@ -266,7 +267,12 @@ def _evaluate(
 ) -> tuple[list[Transition], list[AreaUpdate]]:
     active = [c for c in d.cases.values() if c.active]
     desired, lead = evaluate(active, d.address_key, d.gemeentecode, d.steering_group, config)
-    d.lead = (lead.source, lead.case_id) if lead is not None else None
+    if lead is None:
+        d.lead = None
+    else:
+        old = d.lead
+        if old is None or old[1] != lead.case_id or old[0] != lead.source:
+            d.lead = (lead.source, lead.case_id)
     alerts = d.alerts
     if not desired and not alerts:
         return [], []  # nothing fires nor fired: the area flag is False already

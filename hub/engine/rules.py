@@ -71,7 +71,7 @@ def contact_routing(
     lead = ordered[0]
     contact = (lead.contact_role, lead.contact_name, lead.contact_phone, lead.contact_email)
     known = any(v for v in contact)
-    refs = tuple(c.ref for c in ordered)
+    refs = tuple([(c.source, c.case_id) for c in ordered])
     detail = {
         "lead_case": f"{lead.source}/{lead.case_id}",
         "lead_case_type": lead.case_type,
@@ -82,10 +82,10 @@ def contact_routing(
     # Content = lead (and its contact: the point of contact is what operations acts on) + the set
     # of cases + routing; the order of the non-lead cases is display only.
     digest = content_digest(
-        CONTACT_ROUTING, sg, gm, *lead.ref, *(v or "" for v in contact), *_flat(sorted(refs))
+        CONTACT_ROUTING, sg, gm, *refs[0], *[v or "" for v in contact], *_flat(sorted(refs))
     )
     fp = fingerprint(CONTACT_ROUTING, address_key)
-    return [Desired(fp, CONTACT_ROUTING, refs, lead.ref, detail, digest, _since(ordered))]
+    return [Desired(fp, CONTACT_ROUTING, refs, refs[0], detail, digest, _since(ordered))]
 
 
 def samenloop(
@@ -101,7 +101,7 @@ def samenloop(
     if not undecided:
         return []
     cases = sorted(strengthening, key=_by_ref) + sorted(undecided, key=_by_ref)
-    refs = tuple(c.ref for c in cases)
+    refs = tuple([(c.source, c.case_id) for c in cases])
     detail = {
         "strengthening_cases": str(len(strengthening)),
         "undecided_damage_cases": str(len(undecided)),
@@ -123,7 +123,8 @@ def _pair(
     digest = content_digest(rule, sg, gm, *(f"{k}={v}" for k, v in detail.items()))
     fp = fingerprint(rule, address_key, a.source, a.case_id, b.source, b.case_id)
     since = max(a.occurred_at_ms, b.occurred_at_ms)
-    return Desired(fp, rule, (a.ref, b.ref), None, detail, digest, since)
+    refs = ((a.source, a.case_id), (b.source, b.case_id))
+    return Desired(fp, rule, refs, None, detail, digest, since)
 
 
 def collisions(

@@ -30,6 +30,26 @@ def sample(**changes: Any) -> dict[str, Any]:
     return event
 
 
+def wait_for_leaders(broker: str, topic: str, timeout: float = 15.0) -> None:
+    """A fresh topic's partitions get leaders a moment after creation; wait for them."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": "metadata"})
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if (
+                meta is not None
+                and meta.error is None
+                and meta.partitions
+                and all(p.leader >= 0 and p.error is None for p in meta.partitions.values())
+            ):
+                return
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+    raise AssertionError(f"topic {topic} has no leaders after {timeout}s")
+
+
 def published_count(broker: str, topic: str) -> int:
     consumer = Consumer({"bootstrap.servers": broker, "group.id": "watermarks"})
     try:
@@ -82,8 +102,10 @@ def cli() -> typer.Typer:
 
 
 @pytest.fixture
-def topic(topic_factory: Callable[..., str]) -> str:
-    return topic_factory("case-events", partitions=3)
+def topic(broker: str, topic_factory: Callable[..., str]) -> str:
+    name = topic_factory("case-events", partitions=3)
+    wait_for_leaders(broker, name)
+    return name
 
 
 def read_rejects(path: Path) -> list[dict[str, Any]]:
