@@ -49,8 +49,9 @@ class Dossier:
     gemeentecode: str | None = None
     steering_group: str = UNASSIGNED
     attrs_ms: int = -(1 << 62)  # occurred_at of the event that set gemeentecode/steering_group
-    nummeraanduiding_ids: list[str] = field(default_factory=list)
-    pand_ids: list[str] = field(default_factory=list)
+    # Tuples, not lists: rarely change, and tuples of str drop out of the cyclic GC's work.
+    nummeraanduiding_ids: tuple[str, ...] = ()
+    pand_ids: tuple[str, ...] = ()
     cases: dict[CaseRef, CaseState] = field(default_factory=dict)
     recent: dict[str, None] = field(default_factory=dict)  # ordered set of recent event ids
     alerts: dict[str, AlertState] = field(default_factory=dict)  # fingerprint -> state
@@ -113,8 +114,8 @@ class Dossier:
             row[2],
             row[3],
             row[4],
-            row[5],
-            row[6],
+            tuple(row[5]),
+            tuple(row[6]),
             cases,
             dict.fromkeys(row[8]),
             alerts,
@@ -176,10 +177,10 @@ def _ingest(d: Dossier, ev: NormalisedEvent, config: RulesConfig) -> int:
                 outcome = _RELEVANT
     nid = ev.nummeraanduiding_id
     if nid is not None and nid not in d.nummeraanduiding_ids:
-        d.nummeraanduiding_ids.append(nid)
+        d.nummeraanduiding_ids = (*d.nummeraanduiding_ids, nid)
     pid = ev.pand_id
     if pid is not None and pid not in d.pand_ids:
-        d.pand_ids.append(pid)
+        d.pand_ids = (*d.pand_ids, pid)
 
     ref = (ev.source, ev.case_id)
     cs = d.cases.get(ref)

@@ -6,8 +6,10 @@ it a decoded batch and the partition's current dossiers, then produces what it r
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub.contracts.normalised import NormalisedEvent
 from hub.engine import dossier as dossier_step
@@ -31,7 +33,9 @@ class BatchOutcome:
     transitions: list[Transition] = field(default_factory=list)
     area_updates: list[AreaUpdate] = field(default_factory=list)
     events: int = 0
-    unchanged: int = 0  # events that changed nothing (duplicates, stale)
+    unchanged: int = 0  # events of keys whose dossier did not change at all
+    duplicates: Counter[str] = field(default_factory=Counter)  # repeated event ids, by source
+    firing_delta: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, group)
     new_dossiers: int = 0
 
 
@@ -67,6 +71,41 @@ def transition_record(transition: Transition, topics: OutputTopics, encode: Enco
     return OutRecord(topics.signals, record["steering_group"].encode(), encode("Alert", record))
 
 
+def firing_snapshot(alerts: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """fingerprint → (kind, steering group) of what is FIRING now, before a step mutates it."""
+    return {fp: (st.rule, st.steering_group) for fp, st in alerts.items() if st.status == "FIRING"}
+
+
+def count_firing_delta(
+    prior: dict[str, tuple[str, str]],
+    transitions: list[Transition],
+    into: Counter[tuple[str, str]],
+) -> None:
+    """Exact change of the 'currently firing' gauge: refires and group moves included."""
+    for t in transitions:
+        was = prior.get(t.fingerprint)
+        if was is not None:
+            into[was] -= 1
+        if t.status == "FIRING":
+            into[(t.kind, t.steering_group)] += 1
+
+
+def _count_duplicates(
+    before: Dossier | None, events: list[NormalisedEvent], into: Counter[str]
+) -> None:
+    """Event ids the dossier already applied (or repeated in this batch): for the metrics."""
+    recent = before.recent if before is not None else {}
+    if len(events) == 1:
+        if events[0].event_id in recent:
+            into[events[0].source] += 1
+        return
+    seen: set[str] = set()
+    for event in events:
+        if event.event_id in recent or event.event_id in seen:
+            into[event.source] += 1
+        seen.add(event.event_id)
+
+
 def correlate_batch(
     grouped: dict[str, list[NormalisedEvent]],
     current: dict[str, bytes | None],
@@ -82,6 +121,8 @@ def correlate_batch(
         raw = current.get(key)
         before = Dossier.from_bytes(raw) if raw is not None else None
         version_before = before.version if before is not None else 0
+        _count_duplicates(before, events, out.duplicates)
+        prior = firing_snapshot(before.alerts) if before is not None else {}
         after, transitions, area_updates = dossier_step.apply_many(before, events, config, now_ms)
         if after is None or after.version == version_before:
             out.unchanged += len(events)
@@ -96,5 +137,6 @@ def correlate_batch(
         for transition in transitions:
             out.records.append(transition_record(transition, topics, encode))
         out.transitions.extend(transitions)
+        count_firing_delta(prior, transitions, out.firing_delta)
         out.area_updates.extend(area_updates)
     return out

@@ -110,9 +110,13 @@ class IngestStage:
             consumer = Consumer(consumer_config(self.settings, f"{self.settings.app_id}-ingest"))
             consumer.subscribe([self.topics.case_events])
             self.ready.set()
+            last_lag = 0.0
             try:
                 while not stop.is_set():
                     self._follow_state(state)
+                    if time.monotonic() - last_lag > 5.0:
+                        last_lag = time.monotonic()
+                        self._publish_lag(consumer)
                     messages = consumer.consume(num_messages=self.max_batch, timeout=0.2)
                     if messages:
                         self.process(messages)
@@ -122,6 +126,21 @@ class IngestStage:
                 consumer.close()
         finally:
             state.close()
+
+    def _publish_lag(self, consumer: Consumer) -> None:
+        """Lag of the inbound partitions this worker owns (cached watermarks: no round trip)."""
+        assignment = consumer.assignment()
+        if not assignment:
+            return
+        lags = {}
+        for tp in consumer.position(assignment):
+            try:
+                low, high = consumer.get_watermark_offsets(tp, cached=True)
+            except Exception:
+                continue
+            position = tp.offset if tp.offset >= 0 else low
+            lags[(tp.topic, tp.partition)] = max(0, high - position)
+        metrics.set_consumer_lags(lags)
 
     # -- global state ------------------------------------------------------------------
     def _restore(self, state: Consumer) -> None:

@@ -32,6 +32,8 @@ from hub.pipeline.clients import producer_config
 from hub.pipeline.correlate import (
     OutputTopics,
     correlate_batch,
+    count_firing_delta,
+    firing_snapshot,
     group_by_key,
     transition_record,
 )
@@ -175,11 +177,28 @@ class HubRuntime:
             return
         recovery = self.app.tables.recovery
         done = recovery.completed.is_set() and not self.app.rebalancing
+        progress = 1.0 if done else _recovery_progress(recovery)
         for table in (DOSSIER_TABLE, AREA_TABLE):
-            self.readiness.set_table_recovery(table, 1.0 if done else 0.0, done)
+            self.readiness.set_table_recovery(table, progress, done)
         ingest_ready = self.ingest is None or self.ingest.ready.is_set()
         self.readiness.set_consuming(done and ingest_ready)
         self.readiness.heartbeat()
+        consumer = self.app.consumer
+        assignment = consumer.assignment()
+        lags: dict[tuple[str, int], int] = {}
+        for tp in assignment:
+            if tp.topic not in (self.topics.normalised, self.topics.area_updates):
+                continue
+            read = consumer._read_offset.get(tp)
+            high = consumer.highwater(tp)
+            if high is not None:
+                lags[(tp.topic, tp.partition)] = high - (read + 1 if read is not None else 0)
+        metrics.set_consumer_lags(lags)
+        assigned = {(tp.topic, tp.partition) for tp in assignment}
+        if assigned != set(self.readiness.assigned):
+            gone = set(self.readiness.assigned) - assigned
+            metrics.clear_consumer_lag(gone)
+            self.readiness.set_assigned(assigned)
 
     # -- correlate -----------------------------------------------------------------------
     async def process_normalised(self, partition: int, raw: bytes) -> None:
@@ -213,30 +232,36 @@ class HubRuntime:
                 self.topics.area_updates, update.area.encode(), orjson.dumps(update.to_record())
             )
         await writer.persist({partition: outcome.writes})
-        self._account(outcome.events, outcome.unchanged, outcome.new_dossiers, outcome.transitions)
+        self._account(
+            outcome.events,
+            outcome.duplicates,
+            outcome.new_dossiers,
+            outcome.transitions,
+            outcome.firing_delta,
+        )
 
     def _account(
-        self, events: int, unchanged: int, new_dossiers: int, transitions: list[Transition]
+        self,
+        events: int,
+        duplicates: Counter[str],
+        new_dossiers: int,
+        transitions: list[Transition],
+        firing: Counter[tuple[str, str]],
     ) -> None:
         self.stats.batches += 1
         self.stats.events += events
-        self.stats.unchanged += unchanged
+        self.stats.unchanged += sum(duplicates.values())
         self.stats.dossiers += new_dossiers
         now_ms = int(time.time() * 1000)
         emitted: Counter[tuple[str, str, str]] = Counter()
-        firing: Counter[tuple[str, str]] = Counter()
         for t in transitions:
             emitted[(t.kind, t.status, t.steering_group)] += 1
             self.stats.emitted[t.kind] += 1
-            if t.status == "FIRING" and t.version == 1:
-                firing[(t.kind, t.steering_group)] += 1
-            elif t.status == "RESOLVED":
-                firing[(t.kind, t.steering_group)] -= 1
             if t.trigger_ingested_at:
                 metrics.observe_alert_latency(t.kind, t.trigger_ingested_at, t.starts_at, now_ms)
         metrics.observe_batch("correlate", events)
-        if unchanged:
-            metrics.record_duplicates(unchanged)
+        if duplicates:
+            metrics.record_duplicates(duplicates)
         if new_dossiers:
             metrics.adjust_dossiers(new_dossiers)
         if emitted:
@@ -247,6 +272,7 @@ class HubRuntime:
     async def process_area_updates(self, updates: list[tuple[int, bytes]]) -> None:
         """Fold area updates (area key, JSON) into the areas table; emit AREA_CLUSTER."""
         transitions: list[Transition] = []
+        firing: Counter[tuple[str, str]] = Counter()
         by_partition: dict[int, dict[str, list[AreaUpdate]]] = {}
         for partition, raw in updates:
             update = AreaUpdate.from_record(orjson.loads(raw))
@@ -259,7 +285,9 @@ class HubRuntime:
                 current = db.get(key)
                 state = AreaState.from_bytes(current) if current is not None else None
                 for update in area_updates:
+                    prior = firing_snapshot(state.alerts) if state is not None else {}
                     state, out = area_step.apply(state, update, self.config)
+                    count_firing_delta(prior, out, firing)
                     transitions.extend(out)
                 if state is not None:
                     writes.setdefault(partition, {})[key] = state.to_bytes()
@@ -267,4 +295,18 @@ class HubRuntime:
             rec = transition_record(t, self.outputs, self.codec.encode)
             self.area_writer.produce(rec.topic, rec.key, rec.value)
         await self.area_writer.persist(writes)
-        self._account(0, 0, 0, transitions)
+        self._account(0, Counter(), 0, transitions, firing)
+
+
+def _recovery_progress(recovery: Any) -> float:
+    """Share of changelog messages restored so far (Faust keeps highwaters and offsets)."""
+    try:
+        highwaters = recovery.active_highwaters
+        offsets = recovery.active_offsets
+        total = sum(max(0, hw) for hw in highwaters.values())
+        if not total:
+            return 0.0
+        done = sum(max(0, min(offsets.get(tp, 0) or 0, hw)) for tp, hw in highwaters.items())
+        return done / total
+    except (AttributeError, TypeError):
+        return 0.0

@@ -26,6 +26,7 @@ def run_worker(settings: Settings) -> None:
     if settings.metrics_port:
         server = metrics.start_metrics_server(settings.metrics_port, readiness=runtime.readiness)
     metrics.set_worker_info("worker")
+    metrics.watch_sources()
     worker = faust.Worker(
         runtime.app,
         loglevel=settings.log_level.lower().replace("warning", "warn"),

@@ -68,11 +68,11 @@ class HubUnderTest:
             **({"HUB_SCHEMA_REGISTRY_URL": self.registry_url} if self.registry_url else {}),
         }
 
-    def start_worker(self, index: int = 0) -> subprocess.Popen[bytes]:
+    def start_worker(self, index: int = 0, metrics_port: int = 0) -> subprocess.Popen[bytes]:
         log = (self.root / f"worker{index}.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "worker"],
-            env=self.env(index),
+            env={**self.env(index), "HUB_METRICS_PORT": str(metrics_port)},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

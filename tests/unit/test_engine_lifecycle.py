@@ -37,7 +37,15 @@ LEAD_KEYS = {
     "contact_phone",
     "contact_email",
 }
-CASE_KEYS = {"source", "case_id", "case_type", "status", "planned_start", "planned_end", "amount_eur"}
+CASE_KEYS = {
+    "source",
+    "case_id",
+    "case_type",
+    "status",
+    "planned_start",
+    "planned_end",
+    "amount_eur",
+}
 
 
 def mandate(amount: str, at: int, status: str = "OPENED"):
@@ -119,4 +127,4 @@ def test_config_version_changes_with_thresholds_not_with_comments():
 
     assert parse_config("# only a comment\n").config_version == CONFIG.config_version
     assert CONFIG.replace(min_gap_days=15).config_version != CONFIG.config_version
-    assert parse_config('mandate_eur = 50000\n').config_version == CONFIG.config_version
+    assert parse_config("mandate_eur = 50000\n").config_version == CONFIG.config_version

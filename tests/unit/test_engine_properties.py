@@ -126,7 +126,7 @@ def test_reprocessing_the_same_input_emits_nothing_new(events, rnd):
 @given(histories(), st.integers(0, 30))
 def test_dossier_bytes_round_trip_mid_stream(events, cut):
     cut = min(cut, len(events))
-    plain, out_plain = run(events)
+    _, out_plain = run(events)
     engine, out = run(events[:cut])
     for key, d in list(engine.dossiers.items()):
         restored = Dossier.from_bytes(d.to_bytes())

@@ -87,7 +87,7 @@ def test_contact_routing_new_version_on_lead_change_not_on_status_progress():
     assert engine.process(event("IMG", "s1", "DAMAGE", "ON_HOLD", at=3)) == []
     ts = engine.process(event("NCG", "v1", "STRENGTHENING", at=4))
     (t,) = [t for t in ts if t.kind == "CONTACT_ROUTING"]
-    assert (t.kind, t.status, t.version, t.lead["case_id"]) == ("CONTACT_ROUTING", "FIRING", 2, "v1")
+    assert (t.status, t.version, t.lead["case_id"]) == ("FIRING", 2, "v1")
 
 
 def test_contact_routing_resolves_when_only_one_source_stays_active():
@@ -137,7 +137,7 @@ def test_samenloop_needs_an_active_strengthening():
     assert firing_of(engine, "SAMENLOOP") == []
 
 
-# -- rule 3 REPAIR/INSULATION_BEFORE_STRENGTHENING ---------------------------------------------------
+# -- rule 3 REPAIR/INSULATION_BEFORE_STRENGTHENING ------------------------------------------------
 
 
 def _strengthening(start="2025-03-01", end="2025-09-01", at=1):
@@ -244,9 +244,8 @@ def test_plan_overlap_needs_different_sources():
 
 def test_plan_overlap_resolves_when_a_window_moves_away():
     engine = run(_strengthening(), _works("2025-05-01", "2025-06-01"))
-    ts = engine.process(
-        event("MUNICIPALITY", "w1", "PUBLIC_WORKS", "PLANNED", 3, start="2026-01-01", end="2026-02-01")
-    )
+    moved = dict(start="2026-01-01", end="2026-02-01")
+    ts = engine.process(event("MUNICIPALITY", "w1", "PUBLIC_WORKS", "PLANNED", 3, **moved))
     assert [(t.kind, t.status) for t in ts] == [("PLAN_OVERLAP", "RESOLVED")]
 
 
