@@ -7,7 +7,9 @@ on one core and its outcome compared with the stream's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import gc
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +126,22 @@ class BacktestResult:
         return out
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC for a batch run.
+
+    Engine state has no reference cycles (refcounting frees it), but hundreds of thousands of
+    long-lived dossiers make every full collection walk them all: ~20% of a backtest's time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def backtest(
     config: RulesConfig,
     events: Iterable[NormalisedEvent],
@@ -137,17 +155,18 @@ def backtest(
     """
     engine = Engine(config, clock)
     transitions: list[Transition] = []
-    if batch_size > 0:
-        batch: list[NormalisedEvent] = []
-        for ev in events:
-            batch.append(ev)
-            if len(batch) >= batch_size:
+    with gc_paused():
+        if batch_size > 0:
+            batch: list[NormalisedEvent] = []
+            for ev in events:
+                batch.append(ev)
+                if len(batch) >= batch_size:
+                    transitions.extend(engine.process_many(batch))
+                    batch = []
+            if batch:
                 transitions.extend(engine.process_many(batch))
-                batch = []
-        if batch:
-            transitions.extend(engine.process_many(batch))
-    else:
-        for ev in events:
-            transitions.extend(engine.process(ev))
+        else:
+            for ev in events:
+                transitions.extend(engine.process(ev))
     final = {t.fingerprint: t for t in transitions}
     return BacktestResult({fp: t.to_record() for fp, t in final.items()}, transitions)

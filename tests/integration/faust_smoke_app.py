@@ -18,6 +18,7 @@ app = faust.App(
     topic_replication_factor=1,
     web_enabled=False,
     producer_acks=-1,
+    processing_guarantee=os.environ.get("SMOKE_GUARANTEE", "at_least_once"),
 )
 source = app.topic(
     os.environ["SMOKE_IN"],

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from connectors.http_ingress import (
     TokenStore,
@@ -63,13 +63,21 @@ def wait_for_leaders(broker: str, topic: str, timeout: float = 15.0) -> None:
 
 
 def published_count(broker: str, topic: str) -> int:
+    """Messages on ``topic`` (sum of high watermarks): exact, with no consuming timeout."""
     consumer = Consumer({"bootstrap.servers": broker, "group.id": "watermarks"})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in meta.partitions
-        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                return sum(
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in meta.partitions
+                )
+            except KafkaException:  # a fresh partition's leader is still settling
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         consumer.close()
 

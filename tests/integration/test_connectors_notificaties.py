@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.http_ingress import create_app
 from hub.settings import Settings
@@ -55,13 +55,21 @@ def wait_for_leaders(broker: str, topic: str, timeout: float = 15.0) -> None:
 
 
 def published_count(broker: str, topic: str) -> int:
+    """Messages on ``topic`` (sum of high watermarks): exact, with no consuming timeout."""
     consumer = Consumer({"bootstrap.servers": broker, "group.id": "watermarks"})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in meta.partitions
-        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                return sum(
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in meta.partitions
+                )
+            except KafkaException:  # a fresh partition's leader is still settling
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         consumer.close()
 

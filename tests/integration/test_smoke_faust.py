@@ -9,10 +9,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_faust_agent_updates_rocksdb_table_and_emits_to_output_topic(
+    guarantee: str,
     broker: str,
     topic_factory: Callable[..., str],
     unique_name: Callable[[str], str],
@@ -38,6 +41,7 @@ def test_faust_agent_updates_rocksdb_table_and_emits_to_output_topic(
         "HUB_BROKER": broker,
         "SMOKE_APP_ID": unique_name("app"),
         "SMOKE_DATA_DIR": str(tmp_path / "faust"),
+        "SMOKE_GUARANTEE": guarantee,
         "SMOKE_IN": source,
         "SMOKE_OUT": sink,
     }
@@ -54,6 +58,7 @@ def test_faust_agent_updates_rocksdb_table_and_emits_to_output_topic(
             "bootstrap.servers": broker,
             "group.id": unique_name("reader"),
             "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
         }
     )
     consumer.subscribe([sink])
