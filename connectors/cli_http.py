@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import typer
 
-from connectors.http_ingress import DEFAULT_MAX_BODY_BYTES, run_http
+from connectors.http_ingress import DEFAULT_MAX_BODY_BYTES, TopicsMissing, run_http
 from hub.settings import Settings, get_settings
 
 __all__ = ["register", "run_http"]
@@ -36,3 +36,6 @@ def register(app: typer.Typer, settings_factory: Callable[[], Settings] = get_se
         except ValueError as exc:  # configuration: tokens, auth
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
+        except TopicsMissing as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc

@@ -257,6 +257,24 @@ def _settle(future: asyncio.Future[str | None], result: str | None) -> None:
 # --------------------------------------------------------------------------------------- app
 
 
+class TopicsMissing(RuntimeError):
+    """The broker answers but a target topic does not exist: refuse to start rather than make
+    every request wait out the delivery timeout."""
+
+
+def _missing_topics(producer: Any, topics: Sequence[str], timeout: float = 5.0) -> list[str]:
+    """Target topics the broker does not know; none when the broker does not answer (it may
+    come up later, and requests then get 503 until it does)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        known = producer.list_topics(timeout=timeout).topics
+    except KafkaException:
+        log.warning("broker not reachable at startup; events get 503 until it is")
+        return []
+    return [t for t in topics if t not in known]
+
+
 @dataclass
 class IngressState:
     settings: Settings
@@ -290,8 +308,10 @@ def json_error(
     )
 
 
-def _json(status: int, body: Any) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+    )
 
 
 def _unauthorized(message: str, error: str | None = None) -> web.Response:
@@ -425,6 +445,7 @@ async def post_events(request: web.Request) -> web.StreamResponse:
                 "accepted": acked,
                 "failed": failed,
             },
+            headers={"Retry-After": "5"},
         )
     log.info(
         "ingress accepted events",
@@ -486,6 +507,18 @@ def create_app(
             else AsyncProducer.from_settings(settings)
         )
         wrapped.start()
+        try:
+            missing = await asyncio.to_thread(
+                _missing_topics,
+                wrapped.producer,
+                (state.case_events_topic, state.notifications_topic),
+            )
+        except BaseException:
+            await asyncio.to_thread(wrapped.close)
+            raise
+        if missing:
+            await asyncio.to_thread(wrapped.close)
+            raise TopicsMissing(f"topic(s) {', '.join(missing)} do not exist (run `hub topics`)")
         state.producer = wrapped
         yield
         state.producer = None
@@ -530,7 +563,7 @@ def run_http(
     if auth is None:
         log.warning("no notificaties auth configured: POST /v1/notificaties refuses every call")
     app = create_app(settings, store, auth, max_body_bytes=max_body_bytes)
-    log.info("http ingress listening", extra={"host": host, "port": port, "tokens": len(store)})
+    log.info("http ingress starting", extra={"host": host, "port": port, "tokens": len(store)})
     web.run_app(app, host=host, port=port, print=None)
 
 

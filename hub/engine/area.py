@@ -19,6 +19,7 @@ from hub.contracts.enums import RuleName
 from hub.engine.config import RulesConfig
 from hub.engine.lifecycle import (
     CATEGORY_SIGNAL,
+    FIRING,
     AlertState,
     Desired,
     Transition,
@@ -73,6 +74,22 @@ class AreaState:
     members: dict[str, str] = field(default_factory=dict)
     alerts: dict[str, AlertState] = field(default_factory=dict)
     version_floor: int = 0
+    # steering group -> number of members: derived from members, kept incrementally (not stored)
+    counts: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.counts and self.members:
+            self.counts = dict(Counter(self.members.values()))
+
+    def _add(self, group: str) -> None:
+        self.counts[group] = self.counts.get(group, 0) + 1
+
+    def _remove(self, group: str) -> None:
+        left = self.counts[group] - 1
+        if left:
+            self.counts[group] = left
+        else:
+            del self.counts[group]
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -94,26 +111,38 @@ class AreaState:
         return cls(area, members, {a.fp: a for a in states}, floor)
 
 
-def steering_group_of(members: dict[str, str]) -> str:
-    """Most common steering group among the members; ties alphabetical."""
-    counts = Counter(members.values())
+def steering_group_of(counts: dict[str, int]) -> str:
+    """Most common steering group (group -> member count); ties alphabetical."""
     return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
 def _desired(
     state: AreaState, update: AreaUpdate, group: str, config: RulesConfig
 ) -> dict[str, Desired]:
+    """The area's cluster, if any.
+
+    Content = steering group + size bucket (members // threshold): a hot area gets a new version
+    when it grows by another ``area_threshold`` addresses or changes group, not on every member
+    change. The address list in ``detail`` is as of emission and is only built when emitting.
+    """
     members = state.members
-    if len(members) < config.area_threshold:
+    threshold = config.area_threshold
+    if len(members) < threshold:
         return {}
-    addresses = sorted(members)
-    detail = {
-        "address_count": str(len(addresses)),
-        "addresses": ",".join(addresses),
-        "threshold": str(config.area_threshold),
-    }
     fp = fingerprint(AREA_CLUSTER, state.area)
-    digest = content_digest(AREA_CLUSTER, group, *addresses)
+    bucket = str(len(members) // threshold)
+    digest = content_digest(AREA_CLUSTER, group, bucket)
+    current = state.alerts.get(fp)
+    if current is not None and current.status == FIRING and current.digest == digest:
+        detail = current.detail  # unchanged: do not rebuild the address list
+    else:
+        addresses = sorted(members)
+        detail = {
+            "address_count": str(len(addresses)),
+            "addresses": ",".join(addresses),
+            "threshold": str(threshold),
+            "size_bucket": bucket,
+        }
     return {fp: Desired(fp, AREA_CLUSTER, (), None, detail, digest, update.occurred_at_ms)}
 
 
@@ -163,15 +192,21 @@ def apply(
     if state is None:
         state = AreaState(update.area)
     members = state.members
+    key = update.address_key
+    previous = members.get(key)
     if update.has_firing_signal:
-        if members.get(update.address_key) == update.steering_group:
+        if previous == update.steering_group:
             return state, []
-        members[update.address_key] = update.steering_group
+        if previous is not None:
+            state._remove(previous)
+        members[key] = update.steering_group
+        state._add(update.steering_group)
     else:
-        if update.address_key not in members:
+        if previous is None:
             return state, []
-        del members[update.address_key]
-    group = steering_group_of(members) if members else update.steering_group
+        del members[key]
+        state._remove(previous)
+    group = steering_group_of(state.counts) if members else update.steering_group
     desired = _desired(state, update, group, config)
     changed = reconcile(state.alerts, desired, update.occurred_at_ms, state.version_floor, group)
     if not changed:

@@ -62,8 +62,10 @@ def generate(n_events: int, n_addresses: int, seed: int = 5) -> list[NormalisedE
     events: list[tuple[int, NormalisedEvent]] = []
     seq = 0
     for a in range(n_addresses):
-        pc4 = 9400 + (a * 7919) % 600
-        key = f"{pc4}{chr(65 + a % 26)}{chr(65 + (a // 26) % 26)}-{1 + a % 300}-"
+        # unique key per address: mixed radix over (area, postcode letters, house number)
+        pc4 = 9400 + a % 600
+        rest = a // 600
+        key = f"{pc4}{chr(65 + rest % 26)}{chr(65 + (rest // 26) % 26)}-{1 + rest // 676}-"
         gm, sg = _MUNICIPALITIES[pc4 % len(_MUNICIPALITIES)]
         n_cases = rnd.choices((1, 2, 3, 4), (55, 28, 12, 5))[0]
         budget = max(1, round(rnd.gauss(per_address, 1.0)))

@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from connectors.http_ingress import (
     TokenStore,
+    TopicsMissing,
     create_app,
     load_tokens,
     load_tokens_file,
@@ -124,8 +125,18 @@ def topic(broker: str, topic_factory: Callable[..., str]) -> str:
 
 
 @pytest.fixture
-def app(broker: str, topic: str) -> web.Application:
-    return create_app(Settings(), TOKENS, "Bearer n0t1f", case_events_topic=topic)
+def other(broker: str, topic_factory: Callable[..., str]) -> str:
+    """The notifications topic: the app checks at startup that both of its topics exist."""
+    name = topic_factory("notifications")
+    wait_for_leaders(broker, name)
+    return name
+
+
+@pytest.fixture
+def app(broker: str, topic: str, other: str) -> web.Application:
+    return create_app(
+        Settings(), TOKENS, "Bearer n0t1f", case_events_topic=topic, notifications_topic=other
+    )
 
 
 def post(path: str, *, json_body: Any = None, data: Any = None, headers: Any = None) -> Call:
@@ -214,8 +225,15 @@ def test_token_of_another_agency_is_403_and_refuses_the_whole_batch(
     assert published_count(broker, topic) == 0
 
 
-def test_body_over_the_limit_is_413(broker: str, topic: str) -> None:
-    app = create_app(Settings(), TOKENS, None, case_events_topic=topic, max_body_bytes=4096)
+def test_body_over_the_limit_is_413(broker: str, topic: str, other: str) -> None:
+    app = create_app(
+        Settings(),
+        TOKENS,
+        None,
+        case_events_topic=topic,
+        notifications_topic=other,
+        max_body_bytes=4096,
+    )
     batch = [sample(event_id=f"big{i}") for i in range(20)]  # ~20 KB
     raw = json.dumps(batch).encode()
 
@@ -224,7 +242,14 @@ def test_body_over_the_limit_is_413(broker: str, topic: str) -> None:
             yield raw[i : i + 1000]
 
     declared = run_against(app, post("/v1/events", data=raw, headers=NCG))
-    app = create_app(Settings(), TOKENS, None, case_events_topic=topic, max_body_bytes=4096)
+    app = create_app(
+        Settings(),
+        TOKENS,
+        None,
+        case_events_topic=topic,
+        notifications_topic=other,
+        max_body_bytes=4096,
+    )
     streamed = run_against(app, post("/v1/events", data=chunks(), headers=NCG))
 
     assert declared[0] == 413
@@ -273,13 +298,15 @@ def test_not_json_or_wrong_shape_is_400(
     assert published_count(broker, topic) == 0
 
 
-def test_unacknowledged_events_are_503_not_202(topic: str) -> None:
+def test_unacknowledged_events_are_503_not_202(topic: str, other: str) -> None:
     dead = Producer(
         producer_config(
             Settings(broker="127.0.0.1:1"), **{"message.timeout.ms": 1500, "log_level": 0}
         )
     )
-    app = create_app(Settings(), TOKENS, None, dead, case_events_topic=topic)
+    app = create_app(
+        Settings(), TOKENS, None, dead, case_events_topic=topic, notifications_topic=other
+    )
 
     status, body = run_against(app, post("/v1/events", json_body=[sample()], headers=NCG))
 
@@ -319,7 +346,7 @@ def test_openapi_describes_both_endpoints_with_security(app: web.Application) ->
 
 
 def test_tokens_from_env_and_hashed_file_bind_a_source(
-    broker: str, topic: str, tmp_path: Path
+    broker: str, topic: str, other: str, tmp_path: Path
 ) -> None:
     secret = "file-token=="
     tokens_file = tmp_path / "tokens.toml"
@@ -332,7 +359,7 @@ def test_tokens_from_env_and_hashed_file_bind_a_source(
     store = load_tokens(
         {"HUB_INGRESS_TOKENS": "abc=def=NCG", "HUB_INGRESS_TOKENS_FILE": str(tokens_file)}
     )
-    app = create_app(Settings(), store, None, case_events_topic=topic)
+    app = create_app(Settings(), store, None, case_events_topic=topic, notifications_topic=other)
     headers = {"Authorization": f"Bearer {secret}"}
 
     async def call(client: TestClient[Any, Any]) -> list[int]:
@@ -361,3 +388,21 @@ def test_token_config_refuses_unknown_sources_and_duplicates() -> None:
         parse_tokens_env("justatoken")
     with pytest.raises(ValueError, match="twice"):
         load_tokens({"HUB_INGRESS_TOKENS": "t=NCG,t=IMG"})
+
+
+def test_app_refuses_to_start_when_its_topic_is_missing(
+    broker: str, other: str, unique_name: Callable[[str], str]
+) -> None:
+    app = create_app(
+        Settings(),
+        TOKENS,
+        None,
+        case_events_topic=unique_name("missing"),
+        notifications_topic=other,
+    )
+
+    async def call(client: TestClient[Any, Any]) -> None:
+        raise AssertionError("the app started")
+
+    with pytest.raises(TopicsMissing, match="do not exist"):
+        run_against(app, call)

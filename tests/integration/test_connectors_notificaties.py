@@ -115,8 +115,18 @@ def topic(broker: str, topic_factory: Callable[..., str]) -> str:
 
 
 @pytest.fixture
-def app(broker: str, topic: str) -> web.Application:
-    return create_app(Settings(), {"t": "NCG"}, AUTH, notifications_topic=topic)
+def other(broker: str, topic_factory: Callable[..., str]) -> str:
+    """The case-events topic: the app checks at startup that both of its topics exist."""
+    name = topic_factory("case-events")
+    wait_for_leaders(broker, name)
+    return name
+
+
+@pytest.fixture
+def app(broker: str, topic: str, other: str) -> web.Application:
+    return create_app(
+        Settings(), {"t": "NCG"}, AUTH, notifications_topic=topic, case_events_topic=other
+    )
 
 
 def test_notification_is_recorded_keyed_by_kanaal_before_204(
@@ -206,8 +216,10 @@ def test_not_a_json_object_is_400(
     assert published_count(broker, topic) == 0
 
 
-def test_unconfigured_callback_refuses_everything(broker: str, topic: str) -> None:
-    app = create_app(Settings(), {"t": "NCG"}, None, notifications_topic=topic)
+def test_unconfigured_callback_refuses_everything(broker: str, topic: str, other: str) -> None:
+    app = create_app(
+        Settings(), {"t": "NCG"}, None, notifications_topic=topic, case_events_topic=other
+    )
 
     status, _ = send(app, NOTIFICATION, {"Authorization": AUTH})
 

@@ -94,3 +94,18 @@ def test_area_resolves_below_threshold_and_state_round_trips():
 def test_area_update_record_round_trip():
     up = _update("a", True, "G")
     assert AreaUpdate.from_record(up.to_record()) == up
+
+
+def test_area_new_version_per_threshold_step_of_growth_not_per_member():
+    config = CONFIG.replace(area_threshold=2)
+    state = None
+    versions = []
+    for addr in "abcde":
+        state, ts = apply(state, _update(addr, True, "G"), config, now_ms=0)
+        versions.append([(t.status, t.version, t.detail["address_count"]) for t in ts])
+    assert versions == [[], [("FIRING", 1, "2")], [], [("FIRING", 2, "4")], []]
+    # Leaving back into a smaller bucket is a content change as well.
+    state, ts = apply(state, _update("e", False, "G"), config, now_ms=0)
+    assert ts == []
+    state, ts = apply(state, _update("d", False, "G"), config, now_ms=0)
+    assert [(t.status, t.version, t.detail["address_count"]) for t in ts] == [("FIRING", 3, "3")]

@@ -1,0 +1,231 @@
+"""Isolated hub workers for the benchmark: own topic prefix, app id, data dirs and metrics port.
+
+Adapted from ``tests/integration/pipeline_harness.py`` (the tests keep their copy: the benchmark
+must not depend on the test tree). Workers are real ``python -m hub.cli worker`` processes; the
+benchmark observes them only from outside (broker lag, ``/metrics``, ``/readyz``, ``/proc``), so
+what it measures is what production runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from hub.pipeline.clients import consumer_config
+from hub.pipeline.lag import group_lag, pipeline_lag
+from hub.pipeline.topics import Topics, ensure_topics
+from hub.settings import Settings
+
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{[^}]*\})?\s+(?P<v>\S+)$")
+
+
+def free_port() -> int:
+    """A currently free TCP port (tiny race with other processes; good enough for a bench)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def read_proc_status(pid: int) -> dict[str, int]:
+    """VmRSS/VmHWM etc. of ``pid`` in bytes (empty when the process is gone)."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("Vm") and line.rstrip().endswith("kB"):
+                name, value = line.split(":", 1)
+                out[name] = int(value.split()[0]) * 1024
+    return out
+
+
+def scrape(port: int, timeout: float = 2.0) -> dict[str, float]:
+    """The worker's ``/metrics`` as ``{'name{labels}': value}`` (empty if unreachable)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
+            text = r.read().decode()
+    except (OSError, urllib.error.URLError):
+        return {}
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        m = _SAMPLE.match(line)
+        if m:
+            samples[m["name"] + (m["labels"] or "")] = float(m["v"])
+    return samples
+
+
+def is_ready(port: int, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=timeout) as r:
+            return bool(r.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def delete_topics(broker: str, prefixes: tuple[str, ...]) -> list[str]:
+    """Delete every topic whose name starts with one of ``prefixes``; returns the names."""
+    admin = AdminClient({"bootstrap.servers": broker})
+    names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(prefixes)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            with contextlib.suppress(Exception):
+                future.result(30)
+    return names
+
+
+def delete_groups(broker: str, prefixes: tuple[str, ...]) -> None:
+    """Best effort: drop the run's consumer groups so the broker does not keep their offsets."""
+    admin = AdminClient({"bootstrap.servers": broker})
+    with contextlib.suppress(Exception):
+        listed = admin.list_consumer_groups(request_timeout=10).result(10)
+        names = [g.group_id for g in listed.valid if g.group_id.startswith(prefixes)]
+        if names:
+            for future in admin.delete_consumer_groups(names, request_timeout=10).values():
+                with contextlib.suppress(Exception):
+                    future.result(10)
+
+
+def topic_size(broker: str, topic: str) -> int:
+    """Messages in ``topic`` now (high − low watermark, summed over partitions)."""
+    consumer = Consumer(consumer_config(Settings(broker=broker), "bench-topic-size"))
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return 0
+        total = 0
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    port: int
+    started: float  # time.monotonic() just before Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{tail}")
+
+    def metrics(self) -> dict[str, float]:
+        return scrape(self.port)
+
+    def memory(self) -> dict[str, int]:
+        return read_proc_status(self.pid)
+
+    def wait_ready(self, timeout: float = 180.0, interval: float = 0.1) -> float:
+        """Seconds from process start until ``/readyz`` answers 200 (tables recovered)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if is_ready(self.port):
+                return time.monotonic() - self.started
+            time.sleep(interval)
+        raise TimeoutError(f"worker not ready after {timeout:.0f}s; see {self.log}")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+
+@dataclass
+class BenchHub:
+    """One isolated hub on the live broker."""
+
+    base: Settings
+    root: Path
+    run: str
+    partitions: int = 8
+    workers: list[Worker] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.base.model_copy(
+            update={
+                "topic_prefix": f"bench.{self.run}.",
+                "app_id": f"bench-{self.run}-hub",
+                "partitions": self.partitions,
+                "data_dir": self.root / "hub-data0",
+                "metrics_port": 0,
+            }
+        )
+
+    @property
+    def topics(self) -> Topics:
+        return Topics.from_settings(self.settings)
+
+    def create_topics(self) -> None:
+        ensure_topics(self.settings)
+
+    def start_worker(self, data_dir: str = "hub-data0", log_level: str = "WARNING") -> Worker:
+        s = self.settings
+        port = free_port()
+        log = self.root / f"{data_dir}.worker.log"
+        env = {
+            **os.environ,
+            "HUB_BROKER": s.broker,
+            "HUB_TOPIC_PREFIX": s.topic_prefix,
+            "HUB_APP_ID": s.app_id,
+            "HUB_PARTITIONS": str(s.partitions),
+            "HUB_DATA_DIR": str(self.root / data_dir),
+            "HUB_METRICS_PORT": str(port),
+            "HUB_LOG_LEVEL": log_level,
+        }
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "worker"],
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        worker = Worker(proc, port, started, log)
+        self.workers.append(worker)
+        return worker
+
+    def lag(self) -> int:
+        return pipeline_lag(self.settings)
+
+    def ingest_lag(self) -> int:
+        s = self.settings
+        return sum(group_lag(s, f"{s.app_id}-ingest", [self.topics.case_events]).values())
+
+    def wipe(self, data_dir: str) -> None:
+        shutil.rmtree(self.root / data_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.proc.poll() is None:
+                worker.proc.kill()
+                worker.proc.wait(30)
+        s = self.settings
+        delete_topics(s.broker, (s.topic_prefix, s.app_id))
+        delete_groups(s.broker, (s.app_id,))

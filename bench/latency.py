@@ -1,0 +1,163 @@
+"""End-to-end latency at a steady rate: produce → alert/signal record on its output topic.
+
+A producer thread sends pre-encoded events at a fixed rate (deadline pacing, so a slow moment is
+caught up rather than stretching the run) and notes the wall-clock time of each ``produce`` call
+by event id. A consumer thread follows ``contact-routing`` and ``signals`` from their current end
+and, per record, takes wall-clock receive time − produce time of the record's
+``trigger_event_id``. So the figure includes the producer's linger, the broker, the hub's ingest
+and correlate stages and the consumer's fetch: what a downstream system would see.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from hub.contracts.codec import AvroCodec, DecodeError
+from hub.pipeline.clients import consumer_config, producer_config
+from hub.settings import Settings
+
+
+@dataclass
+class LatencyResult:
+    rate_target: float
+    duration_s: float
+    produced: int
+    produce_s: float
+    records: int = 0
+    matched: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+        return ordered[index]
+
+    def to_dict(self) -> dict[str, Any]:
+        def r(v: float | None) -> float | None:
+            return round(v, 1) if v is not None else None
+
+        return {
+            "rate_target_per_s": self.rate_target,
+            "rate_achieved_per_s": round(self.produced / self.produce_s, 1)
+            if self.produce_s
+            else None,
+            "duration_s": self.duration_s,
+            "events_produced": self.produced,
+            "output_records": self.records,
+            "samples": self.matched,
+            "p50_ms": r(self.percentile(50)),
+            "p95_ms": r(self.percentile(95)),
+            "p99_ms": r(self.percentile(99)),
+            "max_ms": r(max(self.latencies_ms) if self.latencies_ms else None),
+        }
+
+
+class _Collector(threading.Thread):
+    """Consumes the output topics from their end; latency per record with a known trigger."""
+
+    def __init__(self, settings: Settings, topics: list[str], sent: dict[str, float]) -> None:
+        super().__init__(name="bench-latency-consumer", daemon=True)
+        self.settings = settings
+        self.topics = topics
+        self.sent = sent
+        self.stop = threading.Event()
+        self.assigned = threading.Event()
+        self.records = 0
+        self.latencies_ms: list[float] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # surfaced by the caller
+            self.error = exc
+            self.assigned.set()
+
+    def _run(self) -> None:
+        codec = AvroCodec()
+        consumer = Consumer(
+            consumer_config(
+                self.settings,
+                f"{self.settings.app_id}-latency",
+                **{"fetch.wait.max.ms": 5, "fetch.min.bytes": 1},
+            )
+        )
+        try:
+            parts = []
+            for topic in self.topics:
+                meta = consumer.list_topics(topic, timeout=10).topics[topic]
+                for p in meta.partitions:
+                    _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    parts.append(TopicPartition(topic, p, high))
+            consumer.assign(parts)
+            self.assigned.set()
+            while not self.stop.is_set():
+                messages = consumer.consume(num_messages=1000, timeout=0.05)
+                received = time.time()
+                for msg in messages:
+                    if msg.error() is not None:
+                        continue
+                    self.records += 1
+                    try:
+                        _, record = codec.decode(msg.value())
+                    except DecodeError:
+                        continue
+                    produced = self.sent.get(record.get("trigger_event_id") or "")
+                    if produced is not None:
+                        self.latencies_ms.append((received - produced) * 1000.0)
+        finally:
+            consumer.close()
+
+
+def measure_latency(
+    settings: Settings,
+    topic: str,
+    outputs: list[str],
+    records: list[tuple[str | None, bytes | None, bytes]],
+    rate: float,
+    wait_caught_up: Any,
+) -> LatencyResult:
+    """Produce ``records`` (event id, key, value) at ``rate``/s; collect output latencies.
+
+    ``wait_caught_up()`` blocks until the hub has lag 0 again (called after the last produce).
+    """
+    sent: dict[str, float] = {}
+    collector = _Collector(settings, outputs, sent)
+    collector.start()
+    collector.assigned.wait(30)
+    if collector.error is not None:
+        raise collector.error
+    producer = Producer(producer_config(settings))
+    began = time.perf_counter()
+    for i, (event_id, key, value) in enumerate(records):
+        delay = began + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        if event_id is not None:
+            sent[event_id] = time.time()
+        producer.produce(topic, key=key, value=value)
+        producer.poll(0)
+    produce_s = time.perf_counter() - began
+    producer.flush(60)
+    wait_caught_up()
+    time.sleep(1.0)  # the last records' fetch
+    collector.stop.set()
+    collector.join(30)
+    if collector.error is not None:
+        raise collector.error
+    return LatencyResult(
+        rate_target=rate,
+        duration_s=round(len(records) / rate, 1),
+        produced=len(records),
+        produce_s=produce_s,
+        records=collector.records,
+        matched=len(collector.latencies_ms),
+        latencies_ms=collector.latencies_ms,
+    )

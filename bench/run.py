@@ -1,0 +1,347 @@
+"""``python -m bench.run [--quick] [--profile]``: every figure of issue 9 in one run, one broker.
+
+Order: build the workload (cached) → pre-produce it once to a fresh inbound topic (and the
+naive baseline's capped copy) → raw aiokafka and confluent-kafka consumers → naive Faust → the
+hub on one worker (optionally under py-spy) → latency at a steady rate on that same worker →
+its peak RSS → recovery of a fresh worker with a wiped data dir → the pure engine in-process.
+Each contender runs alone (the machine has 2 cores), and only ratios from the same run count.
+Topics, consumer groups and data dirs of the run are removed at the end (``--keep`` keeps them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic
+from rich.console import Console
+from rich.table import Table
+
+from bench import profile as pyspy
+from bench.engine import measure_engine
+from bench.harness import BenchHub
+from bench.latency import measure_latency
+from bench.phases import run_hub_throughput, run_naive, run_recovery
+from bench.raw import aiokafka_rate, confluent_rate
+from bench.workload import build, produce_all
+from hub.settings import PROJECT_ROOT, Settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class Sizes:
+    name: str
+    addresses: int
+    events: int
+    naive_events: int
+    latency_rate: float
+    latency_s: float
+    timeout_s: float
+
+
+FULL = Sizes("full", 250_000, 1_000_000, 100_000, 1000.0, 60.0, 900.0)
+QUICK = Sizes("quick", 25_000, 100_000, 25_000, 1000.0, 15.0, 240.0)
+TARGETS = {
+    "hub_over_raw_aiokafka": 0.25,
+    "hub_over_naive": 10.0,
+    "latency_p99_ms": 100.0,
+    "peak_rss_bytes": 1 * GiB,
+    "recovery_s": 30.0,
+}
+
+
+# -- environment ------------------------------------------------------------------------------
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"cores": os.cpu_count(), "platform": platform.platform()}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_bytes"] = int(line.split()[1]) * 1024
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError):
+        info["load_avg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    return info
+
+
+def versions(base: Settings) -> dict[str, Any]:
+    import aiokafka
+    import confluent_kafka
+    import fastavro
+    import faust
+
+    from hub.kafka_local import LocalKafka
+
+    return {
+        "python": platform.python_version(),
+        "faust-streaming": faust.__version__,
+        "aiokafka": aiokafka.__version__,
+        "confluent-kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+        "fastavro": fastavro.__version__,
+        "kafka_broker": LocalKafka(base).status().version,
+    }
+
+
+def create_topic(broker: str, name: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": broker})
+    for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+        future.result(30)
+
+
+# -- the run ----------------------------------------------------------------------------------
+def run(sizes: Sizes, seed: int, profile: bool, keep: bool, console: Console) -> dict[str, Any]:
+    base = Settings()
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
+    root = PROJECT_ROOT / ".local" / "bench" / run_id
+    root.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    result: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run": run_id,
+        "size": sizes.name,
+        "machine": machine(),
+        "versions": versions(base),
+    }
+
+    def step(msg: str) -> None:
+        console.print(f"[dim]{time.monotonic() - began:6.1f}s[/] {msg}")
+
+    step(f"bench run {run_id} ({sizes.name}) on broker {base.broker}")
+    workload = build(sizes.addresses, sizes.events, seed)
+    step(
+        f"workload {len(workload):,} events ({'cached' if workload.cached else 'built'} "
+        f"in {workload.build_s:.1f}s, {workload.wire_bytes / 1e6:.0f} MB)"
+    )
+    lat_n = int(sizes.latency_rate * sizes.latency_s)
+    latency_load = build(sizes.addresses, lat_n, seed + 1)
+    result["sizes"] = {
+        "addresses": sizes.addresses,
+        "events": len(workload),
+        "seed": seed,
+        "wire_bytes": workload.wire_bytes,
+        "naive_events": min(sizes.naive_events, len(workload)),
+        "latency_events": lat_n,
+        "latency_seed": seed + 1,
+        "partitions": 8,
+    }
+    hub = BenchHub(base, root, run_id)
+    naive_topic = f"bench.{run_id}.naive-in"
+    try:
+        hub.create_topics()
+        create_topic(base.broker, naive_topic, hub.partitions)
+        produce_s = produce_all(base, hub.topics.case_events, workload.keys, workload.values)
+        naive_load = workload.head(sizes.naive_events)
+        produce_all(base, naive_topic, naive_load.keys, naive_load.values)
+        result["pre_produce_s"] = round(produce_s, 2)
+        step(f"pre-produced to {hub.topics.case_events} in {produce_s:.1f}s")
+
+        raw_settings = hub.settings
+        aio = aiokafka_rate(raw_settings, hub.topics.case_events, len(workload))
+        step(f"raw aiokafka: {aio.rate:,.0f} events/s")
+        ck = confluent_rate(raw_settings, hub.topics.case_events, len(workload))
+        step(f"raw confluent-kafka: {ck.rate:,.0f} events/s")
+        result["raw"] = {"aiokafka": aio.to_dict(), "confluent_kafka": ck.to_dict()}
+
+        naive = run_naive(
+            base, root, run_id, naive_topic, len(naive_load), hub.partitions, sizes.timeout_s
+        )
+        result["naive_faust"] = naive
+        step(f"naive Faust: {naive['events_per_s']:,} events/s")
+
+        worker = hub.start_worker("hub-data0")
+        profile_raw = RESULTS / "profile.txt" if profile else None
+        thr = run_hub_throughput(hub, worker, len(workload), sizes.timeout_s, profile_raw)
+        mem_after_throughput = worker.memory()
+        thr["rss_bytes_after_throughput"] = mem_after_throughput.get("VmRSS")
+        result["hub"] = thr
+        step(f"hub: {thr['events_per_s']:,} events/s ({thr['processed_s']}s)")
+        if profile_raw is not None and profile_raw.exists():
+            result["profile"] = {"raw": str(profile_raw), **pyspy.summarise(profile_raw)}
+
+        latency = measure_latency(
+            hub.settings,
+            hub.topics.case_events,
+            [hub.topics.contact_routing, hub.topics.signals],
+            list(zip(latency_load.event_ids, latency_load.keys, latency_load.values, strict=True)),
+            sizes.latency_rate,
+            lambda: _wait_lag0(hub, 120),
+        )
+        result["latency"] = latency.to_dict()
+        step(f"latency: p99 {result['latency']['p99_ms']} ms over {latency.matched} records")
+        memory = worker.memory()
+        result["memory"] = {
+            "peak_rss_bytes": memory.get("VmHWM"),
+            "rss_bytes_at_end": memory.get("VmRSS"),
+            "note": "VmHWM of the hub worker after the throughput and latency phases "
+            f"({sizes.addresses:,} addresses)",
+        }
+        worker.stop()
+
+        result["recovery"] = run_recovery(hub, "hub-data1", sizes.timeout_s)
+        step(f"recovery: ready after {result['recovery']['ready_s']}s")
+    finally:
+        if not keep:
+            hub.close()
+    step("pure engine (in-process, one core)")
+    result["engine"] = measure_engine(workload.values)
+    step(f"engine: {result['engine']['all_stages_per_s']:,} events/s all stages")
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+    result["ratios"] = ratios(result)
+    result["targets"] = targets(result)
+    result["wall_s"] = round(time.monotonic() - began, 1)
+    return result
+
+
+def _wait_lag0(hub: BenchHub, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if hub.lag() == 0:
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"hub not caught up within {timeout:.0f}s after the latency phase")
+
+
+def ratios(r: dict[str, Any]) -> dict[str, float | None]:
+    def div(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a and b else None
+
+    hub = r["hub"]["events_per_s"]
+    return {
+        "hub_over_raw_aiokafka": div(hub, r["raw"]["aiokafka"]["events_per_s"]),
+        "hub_over_raw_confluent": div(hub, r["raw"]["confluent_kafka"]["events_per_s"]),
+        "hub_over_naive": div(hub, r["naive_faust"]["events_per_s"]),
+        "hub_over_pure_engine": div(hub, r["engine"]["all_stages_per_s"]),
+    }
+
+
+def targets(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    got = {
+        "hub_over_raw_aiokafka": r["ratios"]["hub_over_raw_aiokafka"],
+        "hub_over_naive": r["ratios"]["hub_over_naive"],
+        "latency_p99_ms": r["latency"]["p99_ms"],
+        "peak_rss_bytes": r["memory"]["peak_rss_bytes"],
+        "recovery_s": r["recovery"]["ready_s"],
+    }
+    out = {}
+    for name, target in TARGETS.items():
+        value = got[name]
+        higher_is_better = name.startswith("hub_over")
+        met = value is not None and (value >= target if higher_is_better else value <= target)
+        out[name] = {"value": value, "target": target, "met": met}
+    return out
+
+
+# -- output -----------------------------------------------------------------------------------
+def render(r: dict[str, Any], console: Console) -> None:
+    s = r["sizes"]
+    table = Table(
+        title=f"hub benchmark ({r['size']}: {s['events']:,} events, {s['addresses']:,} addresses, "
+        f"seed {s['seed']}) {r['date']}"
+    )
+    table.add_column("measure")
+    table.add_column("result", justify="right")
+    table.add_column("notes")
+
+    def rate(x: int | None) -> str:
+        return f"{x:,} ev/s" if x else "-"
+
+    raw = r["raw"]
+    table.add_row("raw aiokafka (getmany + decode)", rate(raw["aiokafka"]["events_per_s"]), "")
+    table.add_row(
+        "raw confluent-kafka (consume + decode)", rate(raw["confluent_kafka"]["events_per_s"]), ""
+    )
+    n = r["naive_faust"]
+    table.add_row(
+        "naive Faust (per event, table update)",
+        rate(n["events_per_s"]),
+        f"first {n['events']:,} events; to lag 0: {rate(n['events_per_s_to_lag0'])}",
+    )
+    h = r["hub"]
+    table.add_row(
+        "hub, 1 worker (first batch → processed)",
+        rate(h["events_per_s"]),
+        f"{h['processed_s']}s; to lag 0: {rate(h['events_per_s_to_lag0'])}; "
+        f"start-up {h['startup_s']}s" + (" [py-spy attached]" if h["profiled"] else ""),
+    )
+    e = r["engine"]
+    table.add_row(
+        "pure pipeline in-process, 1 core",
+        rate(e["all_stages_per_s"]),
+        f"decode+validate {rate(e['decode_validate_per_s'])}, resolve {rate(e['resolve_per_s'])},"
+        f" engine {rate(e['engine_per_s'])}",
+    )
+    lat = r["latency"]
+    table.add_row(
+        f"latency @ {lat['rate_target_per_s']:.0f} ev/s, {lat['duration_s']:.0f}s",
+        f"p50 {lat['p50_ms']} / p95 {lat['p95_ms']} / p99 {lat['p99_ms']} ms",
+        f"{lat['samples']:,} alert/signal records; max {lat['max_ms']} ms",
+    )
+    m = r["memory"]
+    table.add_row("peak RSS of the worker", f"{(m['peak_rss_bytes'] or 0) / 2**20:,.0f} MiB", "")
+    rec = r["recovery"]
+    table.add_row(
+        "recovery (wiped data dir → ready)",
+        f"{rec['ready_s']} s",
+        f"changelog records: {rec['changelog_records']}",
+    )
+    for name, t in r["targets"].items():
+        value = t["value"]
+        shown = f"{value / 2**20:,.0f} MiB" if name == "peak_rss_bytes" and value else str(value)
+        target = f"{t['target'] / 2**20:,.0f} MiB" if name == "peak_rss_bytes" else str(t["target"])
+        mark = "[green]met[/]" if t["met"] else "[red]missed[/]"
+        table.add_row(f"target {name}", shown, f"{mark} (target {target})")
+    console.print(table)
+    mach, ver = r["machine"], r["versions"]
+    console.print(
+        f"{mach['cores']} cores, {mach.get('memory_bytes', 0) / GiB:.1f} GiB, "
+        f"{mach.get('cpu_model', '?')}; python {ver['python']}, faust {ver['faust-streaming']}, "
+        f"aiokafka {ver['aiokafka']}, confluent-kafka {ver['confluent-kafka']}, "
+        f"Kafka {ver['kafka_broker']}; wall {r['wall_s']}s"
+    )
+    prof = r.get("profile")
+    if prof:
+        for kind in ("own", "cumulative"):
+            t = Table(title=f"py-spy: top by {kind} time ({prof['samples']:,} samples)")
+            t.add_column("%", justify="right")
+            t.add_column("function")
+            for row in prof[kind][:15]:
+                t.add_row(f"{row['pct']}", row["function"])
+            console.print(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="25k addresses / 100k events")
+    parser.add_argument("--profile", action="store_true", help="py-spy the hub's throughput run")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--keep", action="store_true", help="keep topics and data dirs")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args(argv)
+    console = Console()
+    result = run(QUICK if args.quick else FULL, args.seed, args.profile, args.keep, console)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    render(result, console)
+    console.print(f"JSON: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
