@@ -110,8 +110,10 @@ def simulate_cmd(
         report = publish_items(sim, get_settings())
         if manifest:
             manifest.write_bytes(orjson.dumps(manifest_to_dict(sim.manifest)))
-        typer.echo(f"published {report.total} ({report.avro} Avro, {report.invalid} invalid), "
-                   f"{report.failed} failed")
+        typer.echo(
+            f"published {report.total} ({report.avro} Avro, {report.invalid} invalid), "
+            f"{report.failed} failed"
+        )
         raise typer.Exit(1 if report.failed else 0)
     run_simulate_cli(addresses, events, seed, out, manifest_out=manifest)
 

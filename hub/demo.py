@@ -7,6 +7,7 @@ started/stopped by ``make demo`` (deploy/local-kafka/with-kafka.sh).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -30,14 +31,21 @@ from hub.settings import PROJECT_ROOT, Settings
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "HUB_BROKER": settings.broker, "HUB_TOPIC_PREFIX": settings.topic_prefix,
-            "HUB_APP_ID": settings.app_id, "HUB_PARTITIONS": str(settings.partitions),
-            "HUB_DATA_DIR": str(settings.data_dir), "HUB_METRICS_PORT": str(settings.metrics_port),
-            "HUB_LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        "HUB_BROKER": settings.broker,
+        "HUB_TOPIC_PREFIX": settings.topic_prefix,
+        "HUB_APP_ID": settings.app_id,
+        "HUB_PARTITIONS": str(settings.partitions),
+        "HUB_DATA_DIR": str(settings.data_dir),
+        "HUB_METRICS_PORT": str(settings.metrics_port),
+        "HUB_LOG_LEVEL": "WARNING",
+    }
 
 
-def _wait_caught_up(settings: Settings, worker: subprocess.Popen[bytes], log: Path,
-                    timeout_s: float = 600) -> float:
+def _wait_caught_up(
+    settings: Settings, worker: subprocess.Popen[bytes], log: Path, timeout_s: float = 600
+) -> float:
     began = time.monotonic()
     zero_since: float | None = None
     while time.monotonic() - began < timeout_s:
@@ -56,23 +64,34 @@ def _wait_caught_up(settings: Settings, worker: subprocess.Popen[bytes], log: Pa
 def run_demo(addresses: int, events: int, seed: int, keep: bool, console: Console) -> int:
     run = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
     base = Settings()
-    settings = base.model_copy(update={
-        "topic_prefix": f"demo.{run}.", "app_id": f"hub-demo-{run}",
-        "data_dir": PROJECT_ROOT / ".local" / "demo" / run,
-    })
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"demo.{run}.",
+            "app_id": f"hub-demo-{run}",
+            "data_dir": PROJECT_ROOT / ".local" / "demo" / run,
+        }
+    )
     log = PROJECT_ROOT / ".local" / "demo" / f"{run}.worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]hub demo[/] run {run} on broker {settings.broker}")
     ensure_topics(settings)
-    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"],
-                              env=_worker_env(settings), stdout=log.open("wb"),
-                              stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "worker"],
+        env=_worker_env(settings),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         sim = simulate(addresses=addresses, events=events, seed=seed)
         began = time.monotonic()
-        with Progress(TextColumn("publishing simulated agency events"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                      console=console, transient=True) as progress:
+        with Progress(
+            TextColumn("publishing simulated agency events"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
             task = progress.add_task("publish", total=len(sim))
 
             def tracked():  # type: ignore[no-untyped-def]
@@ -98,19 +117,30 @@ def run_demo(addresses: int, events: int, seed: int, keep: bool, console: Consol
             _delete_topics(settings)
 
 
-def _summary(settings: Settings, sim: object, published: int, published_s: float,
-             total_s: float, console: Console) -> None:
+def _summary(
+    settings: Settings,
+    sim: object,
+    published: int,
+    published_s: float,
+    total_s: float,
+    console: Console,
+) -> None:
     manifest = sim.manifest  # type: ignore[attr-defined]
     dead = answers.read_dead_letters(settings)
     alerts = answers.read_alerts(settings, firing=True).alerts
-    dossier_keys = {m.key for m in answers.read_to_end(settings, [settings.topic_prefix
-                                                                 + "dossiers"])}
-    console.print(f"\n[bold]Events in[/]: {published:,} published in {published_s:.1f}s; "
-                  f"worker caught up (lag 0) {total_s:.1f}s after the first event "
-                  f"({published / total_s:,.0f} events/s end to end)")
+    dossier_keys = {
+        m.key for m in answers.read_to_end(settings, [settings.topic_prefix + "dossiers"])
+    }
+    console.print(
+        f"\n[bold]Events in[/]: {published:,} published in {published_s:.1f}s; "
+        f"worker caught up (lag 0) {total_s:.1f}s after the first event "
+        f"({published / total_s:,.0f} events/s end to end)"
+    )
     reasons = Counter(e.letter.reason for e in dead)
-    console.print(f"[bold]Dead letters[/]: {len(dead)} "
-                  + (", ".join(f"{r} {n}" for r, n in reasons.most_common()) or ""))
+    console.print(
+        f"[bold]Dead letters[/]: {len(dead)} "
+        + (", ".join(f"{r} {n}" for r, n in reasons.most_common()) or "")
+    )
     console.print(f"[bold]Dossiers[/]: {len(dossier_keys):,} addresses")
     table = Table(title="Firing alerts and signals per steering group")
     kinds = sorted({a["kind"] for a in alerts})
@@ -124,10 +154,13 @@ def _summary(settings: Settings, sim: object, published: int, published_s: float
     console.print(table)
     planted = sorted(manifest.samenloop)
     found = {a["address_key"] for a in alerts if a["kind"] == "SAMENLOOP"}
-    console.print(f"Planted samenloop addresses found firing: "
-                  f"{len(found & set(planted))}/{len(planted)}")
-    console.print(f"Metrics: http://localhost:{settings.metrics_port}/metrics (while the worker "
-                  "runs; `hub worker` serves the same)")
+    console.print(
+        f"Planted samenloop addresses found firing: {len(found & set(planted))}/{len(planted)}"
+    )
+    console.print(
+        f"Metrics: http://localhost:{settings.metrics_port}/metrics (while the worker "
+        "runs; `hub worker` serves the same)"
+    )
     if planted:
         from hub.cli_answers import _render_dossier
 
@@ -137,11 +170,12 @@ def _summary(settings: Settings, sim: object, published: int, published_s: float
 
 def _delete_topics(settings: Settings) -> None:
     admin = AdminClient({"bootstrap.servers": settings.broker})
-    names = [n for n in admin.list_topics(timeout=10).topics
-             if n.startswith(settings.topic_prefix) or n.startswith(settings.app_id)]
+    names = [
+        n
+        for n in admin.list_topics(timeout=10).topics
+        if n.startswith(settings.topic_prefix) or n.startswith(settings.app_id)
+    ]
     if names:
         for future in admin.delete_topics(names, operation_timeout=30).values():
-            try:
+            with contextlib.suppress(Exception):
                 future.result(30)
-            except Exception:  # noqa: BLE001 - best effort
-                pass

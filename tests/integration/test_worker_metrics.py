@@ -25,13 +25,19 @@ CASE_ID = re.compile(r"(NCG|IMG|GM[0-9]{4}|WC)-")
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _total(samples: dict, name: str, **labels: str) -> float:
-    return sum(v for (n, lbls), v in samples.items() if n == name
-               and all(dict(lbls).get(k) == want for k, want in labels.items()))
+    return sum(
+        v
+        for (n, lbls), v in samples.items()
+        if n == name and all(dict(lbls).get(k) == want for k, want in labels.items())
+    )
 
 
 def _status(port: int, path: str) -> int:
@@ -62,8 +68,7 @@ def test_worker_metrics_move_and_carry_no_personal_labels(broker: str, tmp_path:
 
         assert _total(after, "hub_events_received_total") > 0
         assert _total(after, "hub_events_received_total", source="IMG", case_type="DAMAGE") > 0
-        assert _total(after, "hub_events_rejected_total") == sum(
-            sim.manifest.malformed.values())
+        assert _total(after, "hub_events_rejected_total") == sum(sim.manifest.malformed.values())
         assert _total(after, "hub_events_duplicates_total") > 0
         assert _total(after, "hub_signals_emitted_total", kind="SAMENLOOP", status="FIRING") > 0
         assert _total(after, "hub_signals_firing", kind="CONTACT_ROUTING") > 0
@@ -97,9 +102,14 @@ def test_real_prometheus_scrapes_a_running_worker(broker: str, tmp_path: Path) -
             f"      - targets: ['127.0.0.1:{port}']\n"
         )
         prom = subprocess.Popen(
-            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             hub.wait_caught_up()
@@ -107,8 +117,9 @@ def test_real_prometheus_scrapes_a_running_worker(broker: str, tmp_path: Path) -
             result: list[dict[str, object]] = []
             while time.monotonic() < deadline and not result:
                 try:
-                    result = _query(f"http://127.0.0.1:{prom_port}",
-                                    "sum(hub_events_received_total) > 0")
+                    result = _query(
+                        f"http://127.0.0.1:{prom_port}", "sum(hub_events_received_total) > 0"
+                    )
                 except OSError:
                     result = []
                 time.sleep(1)

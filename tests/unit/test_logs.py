@@ -52,9 +52,15 @@ def test_redacts_personal_extra_fields_but_keeps_ids_and_rules(capture: Captured
     log.warning(
         "alert emitted",
         extra={
-            "event_id": "evt-42", "case_id": "Z-1", "rule": "PLAN_OVERLAP", "rule_name": "X",
-            "contact_name": "Jan Jansen", "contact_phone": "06-12345678",
-            "email": "a@b.nl", "postcode": "9711AB", "address_key": "9711AB-12A-2",
+            "event_id": "evt-42",
+            "case_id": "Z-1",
+            "rule": "PLAN_OVERLAP",
+            "rule_name": "X",
+            "contact_name": "Jan Jansen",
+            "contact_phone": "06-12345678",
+            "email": "a@b.nl",
+            "postcode": "9711AB",
+            "address_key": "9711AB-12A-2",
             "payload": {"contact": {"name": "Jan"}, "note": "call 0612345678", "count": 3},
         },
     )

@@ -31,12 +31,27 @@ def value(name: str, **labels: str) -> float:
 # --- safe_label and friends ---------------------------------------------------------------------
 @pytest.mark.parametrize(
     "unbounded",
-    ["9711AB-12A-2", "9711 AB", "0014200000123456", "ZAAK-2024-000123", "Jan Jansen",
-     "jan@example.nl", "", "ncg", None, 42],
+    [
+        "9711AB-12A-2",
+        "9711 AB",
+        "0014200000123456",
+        "ZAAK-2024-000123",
+        "Jan Jansen",
+        "jan@example.nl",
+        "",
+        "ncg",
+        None,
+        42,
+    ],
 )
 def test_safe_label_maps_unbounded_values_to_other(unbounded: object) -> None:
-    for vocabulary in (metrics.SOURCES, metrics.CASE_TYPES, metrics.KINDS,
-                       metrics.STEERING_GROUPS, metrics.REJECT_REASONS):
+    for vocabulary in (
+        metrics.SOURCES,
+        metrics.CASE_TYPES,
+        metrics.KINDS,
+        metrics.STEERING_GROUPS,
+        metrics.REJECT_REASONS,
+    ):
         assert metrics.safe_label(unbounded, vocabulary) == OTHER
 
 
@@ -80,9 +95,10 @@ def test_watch_sources_starts_the_silence_clock_once() -> None:
     assert value("hub_source_last_received_timestamp_seconds", source="HOUSING_CORPORATION") == 50
     metrics.watch_sources(["HOUSING_CORPORATION"], now=99.0)  # already watched: unchanged
     assert value("hub_source_last_received_timestamp_seconds", source="HOUSING_CORPORATION") == 50
-    assert REGISTRY.get_sample_value(
-        "hub_source_last_received_timestamp_seconds", {"source": OTHER}
-    ) is None
+    assert (
+        REGISTRY.get_sample_value("hub_source_last_received_timestamp_seconds", {"source": OTHER})
+        is None
+    )
 
 
 def test_record_rejected_per_reason_code() -> None:
@@ -123,15 +139,22 @@ def test_set_parked_and_dossiers() -> None:
 def test_record_emitted_per_kind_status_group() -> None:
     labels = {"kind": "SAMENLOOP", "status": "FIRING", "steering_group": "EEMSDELTA"}
     before = value("hub_signals_emitted_total", **labels)
-    other = value("hub_signals_emitted_total", kind="SAMENLOOP", status="FIRING",
-                  steering_group=OTHER)
-    metrics.record_emitted(Counter({
-        ("SAMENLOOP", "FIRING", "EEMSDELTA"): 2,
-        ("SAMENLOOP", "FIRING", "GM1979"): 1,
-    }))
+    other = value(
+        "hub_signals_emitted_total", kind="SAMENLOOP", status="FIRING", steering_group=OTHER
+    )
+    metrics.record_emitted(
+        Counter(
+            {
+                ("SAMENLOOP", "FIRING", "EEMSDELTA"): 2,
+                ("SAMENLOOP", "FIRING", "GM1979"): 1,
+            }
+        )
+    )
     assert value("hub_signals_emitted_total", **labels) == before + 2
-    assert value("hub_signals_emitted_total", kind="SAMENLOOP", status="FIRING",
-                 steering_group=OTHER) == other + 1
+    assert (
+        value("hub_signals_emitted_total", kind="SAMENLOOP", status="FIRING", steering_group=OTHER)
+        == other + 1
+    )
 
 
 def test_firing_gauge_adjust_and_replace() -> None:
@@ -152,7 +175,9 @@ def test_alert_latency_histograms() -> None:
     day = value(f"{name_e}_bucket", kind="MANDATE_EXCEEDED", le="86400.0")
     now_ms = 10_000_000_000
     metrics.observe_alert_latency(
-        "MANDATE_EXCEEDED", ingested_at_ms=now_ms - 40, occurred_at_ms=now_ms - 3_600_000 * 20,
+        "MANDATE_EXCEEDED",
+        ingested_at_ms=now_ms - 40,
+        occurred_at_ms=now_ms - 3_600_000 * 20,
         now_ms=now_ms,
     )
     assert value(f"{name_p}_count", kind="MANDATE_EXCEEDED") == count_p + 1
@@ -160,10 +185,16 @@ def test_alert_latency_histograms() -> None:
     assert value(f"{name_e}_bucket", kind="MANDATE_EXCEEDED", le="86400.0") == day + 1
     assert value(f"{name_e}_bucket", kind="MANDATE_EXCEEDED", le="43200.0") == 0
     # buckets are the hub's, not the client's defaults
-    assert REGISTRY.get_sample_value(f"{name_p}_bucket",
-                                     {"kind": "MANDATE_EXCEEDED", "le": "60.0"}) is not None
-    assert REGISTRY.get_sample_value(f"{name_e}_bucket",
-                                     {"kind": "MANDATE_EXCEEDED", "le": "604800.0"}) is not None
+    assert (
+        REGISTRY.get_sample_value(f"{name_p}_bucket", {"kind": "MANDATE_EXCEEDED", "le": "60.0"})
+        is not None
+    )
+    assert (
+        REGISTRY.get_sample_value(
+            f"{name_e}_bucket", {"kind": "MANDATE_EXCEEDED", "le": "604800.0"}
+        )
+        is not None
+    )
 
 
 def test_observe_batch() -> None:
@@ -174,9 +205,12 @@ def test_observe_batch() -> None:
     assert value("hub_batch_size_events_count", stage="ingest") == count + 1
     assert value("hub_batch_size_events_sum", stage="ingest") == total + 420
     assert value("hub_batch_size_events_bucket", stage="ingest", le="500.0") == le_500 + 1
-    assert REGISTRY.get_sample_value(
-        "hub_batch_size_events_bucket", {"stage": "ingest", "le": "10000.0"}
-    ) is not None
+    assert (
+        REGISTRY.get_sample_value(
+            "hub_batch_size_events_bucket", {"stage": "ingest", "le": "10000.0"}
+        )
+        is not None
+    )
 
 
 def test_consumer_lag_set_and_clear() -> None:
@@ -184,9 +218,12 @@ def test_consumer_lag_set_and_clear() -> None:
     assert value("hub_consumer_lag_messages", topic="hub.case-events", partition="0") == 12
     assert value("hub_consumer_lag_messages", topic="hub.case-events", partition="1") == 0
     metrics.clear_consumer_lag([("hub.case-events", 0), ("hub.never-assigned", 3)])
-    assert REGISTRY.get_sample_value(
-        "hub_consumer_lag_messages", {"topic": "hub.case-events", "partition": "0"}
-    ) is None
+    assert (
+        REGISTRY.get_sample_value(
+            "hub_consumer_lag_messages", {"topic": "hub.case-events", "partition": "0"}
+        )
+        is None
+    )
 
 
 def test_table_recovery() -> None:
@@ -203,8 +240,10 @@ def test_table_recovery() -> None:
 def test_producer_errors() -> None:
     before = value("hub_producer_errors_total", topic="hub.signals", error="_MSG_TIMED_OUT")
     metrics.record_producer_error("hub.signals", "_MSG_TIMED_OUT", n=2)
-    assert value("hub_producer_errors_total", topic="hub.signals",
-                 error="_MSG_TIMED_OUT") == before + 2
+    assert (
+        value("hub_producer_errors_total", topic="hub.signals", error="_MSG_TIMED_OUT")
+        == before + 2
+    )
 
 
 def test_worker_info() -> None:
@@ -304,9 +343,16 @@ def test_metrics_endpoint_exposes_hub_metrics(server_and_flag: tuple[MetricsServ
     status, body = _get(f"{server.url}/metrics")
     assert status == 200
     names = {family.name for family in text_string_to_metric_families(body)}
-    for expected in ("hub_events_received", "hub_events_rejected", "hub_signals_emitted",
-                     "hub_signals_firing", "hub_dossiers", "hub_processing_latency_seconds",
-                     "hub_consumer_lag_messages", "hub_worker_info"):
+    for expected in (
+        "hub_events_received",
+        "hub_events_rejected",
+        "hub_signals_emitted",
+        "hub_signals_firing",
+        "hub_dossiers",
+        "hub_processing_latency_seconds",
+        "hub_consumer_lag_messages",
+        "hub_worker_info",
+    ):
         assert expected in names
     assert all(name.startswith("hub_") for name in names)
     assert 'hub_events_received_total{case_type="PERMIT",source="MUNICIPALITY"}' in body
@@ -360,15 +406,19 @@ def test_metric_names_follow_conventions() -> None:
 def test_dashboard_queries_use_defined_metrics() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["uid"] == "hub-overview"
-    exprs = [
-        target["expr"]
-        for panel in dashboard["panels"]
-        for target in panel.get("targets", [])
-    ]
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     assert exprs
     titles = " ".join(panel["title"].lower() for panel in dashboard["panels"])
-    for topic in ("per source", "reason", "lag", "latency", "steering group", "dossiers",
-                  "batch", "parked"):
+    for topic in (
+        "per source",
+        "reason",
+        "lag",
+        "latency",
+        "steering group",
+        "dossiers",
+        "batch",
+        "parked",
+    ):
         assert topic in titles
     known = metrics.metric_names()
     used = {name for expr in exprs for name in re.findall(r"\bhub_[a-z0-9_]+", expr)}

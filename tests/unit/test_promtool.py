@@ -43,7 +43,7 @@ def test_check_sh_fails_on_a_failing_rule_test(tmp_path: Path) -> None:
     shutil.copytree(PROM_DIR, copy)
     test_file = copy / "tests" / "hub-alerts.test.yml"
     text = test_file.read_text()
-    broken = text.replace("summary: \"Hub worker w1:9464 is down\"", "summary: \"wrong\"", 1)
+    broken = text.replace('summary: "Hub worker w1:9464 is down"', 'summary: "wrong"', 1)
     assert broken != text
     test_file.write_text(broken)
     result = subprocess.run([str(copy / "check.sh")], capture_output=True, text=True, timeout=120)
@@ -55,8 +55,13 @@ def test_rules_use_defined_metrics() -> None:
     known = metrics.metric_names()
     used = set(re.findall(r"\bhub_[a-z0-9_]+", RULES.read_text()))
     assert used and used <= known, used - known
-    for alert in ("HubWorkerDown", "HubDeadLettersRising", "HubConsumerLagGrowing",
-                  "HubSourceSilent", "HubTableRecoveryStuck"):
+    for alert in (
+        "HubWorkerDown",
+        "HubDeadLettersRising",
+        "HubConsumerLagGrowing",
+        "HubSourceSilent",
+        "HubTableRecoveryStuck",
+    ):
         assert f"alert: {alert}" in RULES.read_text()
 
 
@@ -89,9 +94,14 @@ def test_real_prometheus_scrapes_the_metrics_endpoint(tmp_path: Path) -> None:
         f"      - targets: ['127.0.0.1:{server.port}']\n"
     )
     proc = subprocess.Popen(
-        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{prom_port}"
     try:
@@ -114,8 +124,12 @@ def test_real_prometheus_scrapes_the_metrics_endpoint(tmp_path: Path) -> None:
         assert up and up[0]["value"][1] == "1"  # type: ignore[index]
         with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=5) as response:
             groups = json.loads(response.read())["data"]["groups"]
-        alerts = {rule["name"] for group in groups for rule in group["rules"]
-                  if rule["type"] == "alerting"}
+        alerts = {
+            rule["name"]
+            for group in groups
+            for rule in group["rules"]
+            if rule["type"] == "alerting"
+        }
         assert {"HubWorkerDown", "HubSourceSilent", "HubTableRecoveryStuck"} <= alerts
     finally:
         proc.terminate()
