@@ -7,7 +7,6 @@ started/stopped by ``make demo`` (deploy/local-kafka/with-kafka.sh).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -17,7 +16,6 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -26,7 +24,7 @@ from connectors.kafka_publish import publish
 from connectors.simulator import simulate
 from hub import answers
 from hub.pipeline.lag import pipeline_lag
-from hub.pipeline.topics import ensure_topics
+from hub.pipeline.topics import delete_topics, ensure_topics
 from hub.settings import PROJECT_ROOT, Settings
 
 
@@ -169,13 +167,4 @@ def _summary(
 
 
 def _delete_topics(settings: Settings) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.broker})
-    names = [
-        n
-        for n in admin.list_topics(timeout=10).topics
-        if n.startswith(settings.topic_prefix) or n.startswith(settings.app_id)
-    ]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            with contextlib.suppress(Exception):
-                future.result(30)
+    delete_topics(settings.broker, prefixes=(settings.topic_prefix, settings.app_id))

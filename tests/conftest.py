@@ -57,6 +57,8 @@ def topic_factory(broker: str, unique_name: Callable[[str], str]) -> Iterator[Ca
     """Create uniquely named topics for one test; delete them afterwards."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from hub.pipeline.topics import delete_topics
+
     admin = AdminClient({"bootstrap.servers": broker})
     created: list[str] = []
 
@@ -70,9 +72,4 @@ def topic_factory(broker: str, unique_name: Callable[[str], str]) -> Iterator[Ca
         return name
 
     yield create
-    if created:
-        for future in admin.delete_topics(created, operation_timeout=30).values():
-            try:
-                future.result(timeout=30)
-            except Exception:  # already gone: cleanup is best effort
-                pass
+    delete_topics(broker, created)

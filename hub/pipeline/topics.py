@@ -107,3 +107,30 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return created
+
+
+def delete_topics(
+    broker: str,
+    names: list[str] | None = None,
+    prefixes: tuple[str, ...] = (),
+    timeout: float = 30.0,
+) -> list[str]:
+    """Delete ``names`` and every topic starting with one of ``prefixes`` (best effort).
+
+    For throw-away topic sets: demo runs, tests, benchmarks. Returns the names asked for.
+    """
+    import contextlib
+
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": broker})
+    wanted = set(names or [])
+    if prefixes:
+        wanted.update(
+            n for n in admin.list_topics(timeout=timeout).topics if n.startswith(prefixes)
+        )
+    if wanted:
+        for future in admin.delete_topics(sorted(wanted), operation_timeout=timeout).values():
+            with contextlib.suppress(Exception):  # already gone: fine
+                future.result(timeout)
+    return sorted(wanted)

@@ -10,18 +10,17 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from hub.contracts.codec import AvroCodec, ConfluentSchemaRegistry
 from hub.pipeline.clients import consumer_config
 from hub.pipeline.lag import pipeline_lag
-from hub.pipeline.topics import Topics, ensure_topics
+from hub.pipeline.topics import Topics, delete_topics, ensure_topics
 from hub.settings import Settings
 
 
@@ -160,16 +159,7 @@ class HubUnderTest:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(30)
-        admin = AdminClient({"bootstrap.servers": self.broker})
-        names = [
-            n
-            for n in admin.list_topics(timeout=10).topics
-            if n.startswith(self.settings.topic_prefix) or n.startswith(self.settings.app_id)
-        ]
-        if names:
-            for future in admin.delete_topics(names, operation_timeout=30).values():
-                with suppress(Exception):
-                    future.result(30)
+        delete_topics(self.broker, prefixes=(self.settings.topic_prefix, self.settings.app_id))
 
 
 def latest_by_fingerprint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
