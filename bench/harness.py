@@ -51,6 +51,16 @@ def read_proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` (all threads) so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 def scrape(port: int, timeout: float = 2.0) -> dict[str, float]:
     """The worker's ``/metrics`` as ``{'name{labels}': value}`` (empty if unreachable)."""
     try:
@@ -136,6 +146,9 @@ class Worker:
 
     def memory(self) -> dict[str, int]:
         return read_proc_status(self.pid)
+
+    def cpu(self) -> float | None:
+        return cpu_seconds(self.pid)
 
     def wait_ready(self, timeout: float = 180.0, interval: float = 0.1) -> float:
         """Seconds from process start until ``/readyz`` answers 200 (tables recovered)."""

@@ -31,13 +31,11 @@ class LatencyResult:
     records: int = 0
     matched: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    inbound_ms: list[float] = field(default_factory=list)
+    outbound_ms: list[float] = field(default_factory=list)
 
-    def percentile(self, q: float) -> float | None:
-        if not self.latencies_ms:
-            return None
-        ordered = sorted(self.latencies_ms)
-        index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
-        return ordered[index]
+    def percentile(self, q: float, values: list[float] | None = None) -> float | None:
+        return percentile(self.latencies_ms if values is None else values, q)
 
     def to_dict(self) -> dict[str, Any]:
         def r(v: float | None) -> float | None:
@@ -56,7 +54,32 @@ class LatencyResult:
             "p95_ms": r(self.percentile(95)),
             "p99_ms": r(self.percentile(99)),
             "max_ms": r(max(self.latencies_ms) if self.latencies_ms else None),
+            "split": {
+                "note": "inbound = produce → ingest stage read it (trigger_ingested_at); "
+                "outbound = ingest → record received by the benchmark's consumer",
+                **{
+                    f"{leg}_p{q}_ms": r(self.percentile(q, values))
+                    for leg, values in (
+                        ("inbound", self.inbound_ms),
+                        ("outbound", self.outbound_ms),
+                    )
+                    for q in (50, 99)
+                },
+            },
         }
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def _epoch_s(value: Any) -> float:
+    """A decoded timestamp-millis (aware datetime, or int ms) as epoch seconds."""
+    return value.timestamp() if hasattr(value, "timestamp") else float(value) / 1000.0
 
 
 class _Collector(threading.Thread):
@@ -71,6 +94,8 @@ class _Collector(threading.Thread):
         self.assigned = threading.Event()
         self.records = 0
         self.latencies_ms: list[float] = []
+        self.inbound_ms: list[float] = []  # produce → the hub's ingest stage read it
+        self.outbound_ms: list[float] = []  # ingest → record received from the output topic
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -112,6 +137,11 @@ class _Collector(threading.Thread):
                     produced = self.sent.get(record.get("trigger_event_id") or "")
                     if produced is not None:
                         self.latencies_ms.append((received - produced) * 1000.0)
+                        ingested = record.get("trigger_ingested_at")
+                        if ingested:
+                            ingested_s = _epoch_s(ingested)
+                            self.inbound_ms.append((ingested_s - produced) * 1000.0)
+                            self.outbound_ms.append((received - ingested_s) * 1000.0)
         finally:
             consumer.close()
 
@@ -160,4 +190,6 @@ def measure_latency(
         records=collector.records,
         matched=len(collector.latencies_ms),
         latencies_ms=collector.latencies_ms,
+        inbound_ms=collector.inbound_ms,
+        outbound_ms=collector.outbound_ms,
     )

@@ -3,7 +3,9 @@
 ``py-spy record --nonblocking --threads -f raw`` samples without pausing the worker; stacks start
 with the thread (``thread (tid): name``). The summary aggregates per function (``func (file)``,
 line numbers dropped): *own* = samples where it is the leaf, *cumulative* = samples where it is
-anywhere on the stack (counted once per stack), plus the share of each thread.
+anywhere on the stack (counted once per stack; ``cumulative_hub`` keeps only the hub's own code,
+which the thread/asyncio/typer frames at the top of every stack would otherwise crowd out), plus
+the share of each thread. Percentages are of all samples (idle threads are not sampled).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
     """Top functions by own and cumulative samples, and samples per thread."""
     own: Counter[str] = Counter()
     cumulative: Counter[str] = Counter()
+    cumulative_hub: Counter[str] = Counter()
     threads: Counter[str] = Counter()
     total = 0
     for line in raw.read_text(errors="replace").splitlines():
@@ -83,6 +86,8 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
         own[names[-1]] += count
         for name in set(names):
             cumulative[name] += count
+            if "(hub/" in name:
+                cumulative_hub[name] += count
 
     def pct(counter: Counter[str]) -> list[dict[str, Any]]:
         return [
@@ -95,4 +100,5 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
         "threads": pct(threads),
         "own": pct(own),
         "cumulative": pct(cumulative),
+        "cumulative_hub": pct(cumulative_hub),
     }

@@ -91,7 +91,7 @@ def versions(base: Settings) -> dict[str, Any]:
         "python": platform.python_version(),
         "faust-streaming": faust.__version__,
         "aiokafka": aiokafka.__version__,
-        "confluent-kafka": confluent_kafka.version()[0],
+        "confluent-kafka": confluent_kafka.__version__,
         "librdkafka": confluent_kafka.libversion()[0],
         "fastavro": fastavro.__version__,
         "kafka_broker": LocalKafka(base).status().version,
@@ -278,7 +278,8 @@ def render(r: dict[str, Any], console: Console) -> None:
         "hub, 1 worker (first batch → processed)",
         rate(h["events_per_s"]),
         f"{h['processed_s']}s; to lag 0: {rate(h['events_per_s_to_lag0'])}; "
-        f"start-up {h['startup_s']}s" + (" [py-spy attached]" if h["profiled"] else ""),
+        f"start-up {h['startup_s']}s; {h['worker_cores_busy']} cores busy, "
+        f"{h['cpu_us_per_event']} µs CPU/event" + (" [py-spy attached]" if h["profiled"] else ""),
     )
     e = r["engine"]
     table.add_row(
@@ -291,7 +292,9 @@ def render(r: dict[str, Any], console: Console) -> None:
     table.add_row(
         f"latency @ {lat['rate_target_per_s']:.0f} ev/s, {lat['duration_s']:.0f}s",
         f"p50 {lat['p50_ms']} / p95 {lat['p95_ms']} / p99 {lat['p99_ms']} ms",
-        f"{lat['samples']:,} alert/signal records; max {lat['max_ms']} ms",
+        f"{lat['samples']:,} alert/signal records; max {lat['max_ms']} ms; p50/p99 "
+        f"produce→ingest {lat['split']['inbound_p50_ms']}/{lat['split']['inbound_p99_ms']}, "
+        f"ingest→output {lat['split']['outbound_p50_ms']}/{lat['split']['outbound_p99_ms']} ms",
     )
     m = r["memory"]
     table.add_row("peak RSS of the worker", f"{(m['peak_rss_bytes'] or 0) / 2**20:,.0f} MiB", "")
@@ -317,7 +320,7 @@ def render(r: dict[str, Any], console: Console) -> None:
     )
     prof = r.get("profile")
     if prof:
-        for kind in ("own", "cumulative"):
+        for kind in ("threads", "own", "cumulative_hub"):
             t = Table(title=f"py-spy: top by {kind} time ({prof['samples']:,} samples)")
             t.add_column("%", justify="right")
             t.add_column("function")

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer
 
 from connectors.http_ingress import create_app
 from hub.settings import Settings
+from tests.integration.kafka_helpers import published_count, wait_for_leaders
 
 AUTH = "Bearer abc123-subscription"
 NOTIFICATION = {
@@ -32,46 +33,6 @@ NOTIFICATION = {
         "vertrouwelijkheidaanduiding": "openbaar",
     },
 }
-
-
-def wait_for_leaders(broker: str, topic: str, timeout: float = 15.0) -> None:
-    """A fresh topic's partitions get leaders a moment after creation; wait for them."""
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": "metadata"})
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if (
-                meta is not None
-                and meta.error is None
-                and meta.partitions
-                and all(p.leader >= 0 and p.error is None for p in meta.partitions.values())
-            ):
-                return
-            time.sleep(0.1)
-    finally:
-        consumer.close()
-    raise AssertionError(f"topic {topic} has no leaders after {timeout}s")
-
-
-def published_count(broker: str, topic: str) -> int:
-    """Messages on ``topic`` (sum of high watermarks): exact, with no consuming timeout."""
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": "watermarks"})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                return sum(
-                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                    for p in meta.partitions
-                )
-            except KafkaException:  # a fresh partition's leader is still settling
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-    finally:
-        consumer.close()
 
 
 def consume_one(broker: str, topic: str, timeout: float = 30.0) -> Any:
