@@ -32,6 +32,7 @@ class LatencyResult:
     matched: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     inbound_ms: list[float] = field(default_factory=list)
+    hub_ms: list[float] = field(default_factory=list)
     outbound_ms: list[float] = field(default_factory=list)
 
     def percentile(self, q: float, values: list[float] | None = None) -> float | None:
@@ -56,7 +57,8 @@ class LatencyResult:
             "max_ms": r(max(self.latencies_ms) if self.latencies_ms else None),
             "split": {
                 "note": "inbound = produce → ingest stage read it (trigger_ingested_at); "
-                "outbound = ingest → record received by the benchmark's consumer",
+                "hub = ingest → correlated (emitted_at: through hub.normalised and Faust); "
+                "outbound = emitted_at → received by the benchmark's consumer (flush, fetch)",
                 **{
                     f"{leg}_p{q}_ms": r(self.percentile(q, values))
                     for leg, values in (
@@ -95,7 +97,8 @@ class _Collector(threading.Thread):
         self.records = 0
         self.latencies_ms: list[float] = []
         self.inbound_ms: list[float] = []  # produce → the hub's ingest stage read it
-        self.outbound_ms: list[float] = []  # ingest → record received from the output topic
+        self.hub_ms: list[float] = []  # ingest → correlated (emitted_at)
+        self.outbound_ms: list[float] = []  # emitted_at → received from the output topic
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -138,10 +141,12 @@ class _Collector(threading.Thread):
                     if produced is not None:
                         self.latencies_ms.append((received - produced) * 1000.0)
                         ingested = record.get("trigger_ingested_at")
-                        if ingested:
-                            ingested_s = _epoch_s(ingested)
+                        emitted = record.get("emitted_at")
+                        if ingested and emitted:
+                            ingested_s, emitted_s = _epoch_s(ingested), _epoch_s(emitted)
                             self.inbound_ms.append((ingested_s - produced) * 1000.0)
-                            self.outbound_ms.append((received - ingested_s) * 1000.0)
+                            self.hub_ms.append((emitted_s - ingested_s) * 1000.0)
+                            self.outbound_ms.append((received - emitted_s) * 1000.0)
         finally:
             consumer.close()
 
@@ -191,5 +196,6 @@ def measure_latency(
         matched=len(collector.latencies_ms),
         latencies_ms=collector.latencies_ms,
         inbound_ms=collector.inbound_ms,
+        hub_ms=collector.hub_ms,
         outbound_ms=collector.outbound_ms,
     )

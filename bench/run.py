@@ -294,7 +294,8 @@ def render(r: dict[str, Any], console: Console) -> None:
         f"p50 {lat['p50_ms']} / p95 {lat['p95_ms']} / p99 {lat['p99_ms']} ms",
         f"{lat['samples']:,} alert/signal records; max {lat['max_ms']} ms; p50/p99 "
         f"produce→ingest {lat['split']['inbound_p50_ms']}/{lat['split']['inbound_p99_ms']}, "
-        f"ingest→output {lat['split']['outbound_p50_ms']}/{lat['split']['outbound_p99_ms']} ms",
+        f"ingest→correlated {lat['split']['hub_p50_ms']}/{lat['split']['hub_p99_ms']}, "
+        f"→received {lat['split']['outbound_p50_ms']}/{lat['split']['outbound_p99_ms']} ms",
     )
     m = r["memory"]
     table.add_row("peak RSS of the worker", f"{(m['peak_rss_bytes'] or 0) / 2**20:,.0f} MiB", "")

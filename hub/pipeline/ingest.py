@@ -25,7 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from hub import metrics
 from hub.address.normalise import AddressError
@@ -57,6 +65,17 @@ class IngestStats:
     released: int = 0
     normalised: int = 0
     batches: int = 0
+
+
+@retry(
+    retry=retry_if_exception_type(KafkaException),
+    wait=wait_exponential(multiplier=0.2, max=2.0),
+    stop=stop_after_delay(60),
+    reraise=True,
+)
+def _high_watermark(consumer: Consumer, tp: TopicPartition) -> int:
+    """High watermark, retried: a just-created topic has no partition leader for a moment."""
+    return int(consumer.get_watermark_offsets(tp, timeout=10)[1])
 
 
 def decode_inbound(raw: bytes) -> CaseEvent | Rejection:
@@ -149,10 +168,7 @@ class IngestStage:
             TopicPartition(t, 0, 0)
             for t in (self.topics.address_register, self.topics.building_cases, self.topics.parked)
         ]
-        ends = {}
-        for tp in parts:
-            _, high = state.get_watermark_offsets(tp, timeout=30)
-            ends[tp.topic] = high
+        ends = {tp.topic: _high_watermark(state, tp) for tp in parts}
         state.assign(parts)
         done = {t for t, high in ends.items() if high == 0}
         parked_raw: dict[bytes, bytes] = {}

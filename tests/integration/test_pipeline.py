@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -167,3 +168,15 @@ def test_two_workers_share_partitions_and_match_one(broker: str, tmp_path: Path)
         records = hub.alert_records()
         assert firing_set(records) == oracle.firing()
         assert not version_gaps(records)
+
+
+def test_worker_stops_cleanly_on_sigterm(broker: str, tmp_path: Path) -> None:
+    with hub_under_test(broker, tmp_path) as hub:
+        worker = hub.start_worker()
+        publish(SAMENLOOP_STORY, hub.settings)
+        hub.wait_caught_up()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0, hub.logs()
+        hub.processes.remove(worker)
+        log = hub.logs()
+        assert "Traceback" not in log, log
