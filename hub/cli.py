@@ -133,6 +133,28 @@ def demo(
     raise typer.Exit(run_demo(addresses, events, seed, keep, Console()))
 
 
+register_app = typer.Typer(help="The address register (BAG).", no_args_is_help=True)
+app.add_typer(register_app, name="register")
+
+
+@register_app.command("load")
+def register_load(
+    csv_file: Path = typer.Argument(..., help="BAG extract: nummeraanduiding_id, postcode, ..."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate only"),
+) -> None:
+    """Teach every worker a BAG extract (parked events waiting for these ids are released)."""
+    from hub.pipeline.register_seed import seed_register
+
+    report = seed_register(csv_file, Settings(), dry_run=dry_run)
+    for bad in report.load.bad_rows[:20]:
+        typer.echo(f"{csv_file}:{bad.line}: {bad.field}: {bad.reason}", err=True)
+    typer.echo(
+        f"{report.load.loaded} of {report.load.rows} rows loaded, {report.load.bad_count} "
+        f"refused; {report.published} facts published, {report.failed} failed"
+    )
+    raise typer.Exit(1 if report.failed else (2 if report.load.bad_count else 0))
+
+
 def _register_plugins() -> None:
     """Commands that live next to their code (connectors, answers)."""
     from connectors.cli_http import register as register_http

@@ -180,3 +180,39 @@ def test_worker_stops_cleanly_on_sigterm(broker: str, tmp_path: Path) -> None:
         hub.processes.remove(worker)
         log = hub.logs()
         assert "Traceback" not in log, log
+
+
+def test_parked_events_are_released_when_the_register_is_seeded(
+    broker: str, tmp_path: Path
+) -> None:
+    nid = "1979200000000042"
+    by_id = [
+        {**event, "event_id": f"{event['event_id']}-id", "address": {"nummeraanduiding_id": nid}}
+        for event in SAMENLOOP_STORY
+    ]
+    extract = tmp_path / "bag.csv"
+    extract.write_text(
+        "nummeraanduiding_id,postcode,huisnummer,huisletter,huisnummertoevoeging,pand_id,"
+        f"gemeentecode\n{nid},9901AB,7,,,1979100000000042,GM1979\n"
+        "0000000000000000,0000XX,0,,,,\n"
+    )
+    with hub_under_test(broker, tmp_path) as hub:
+        hub.start_worker()
+        publish(by_id, hub.settings)
+        hub.wait_caught_up()
+        assert hub.read(hub.topics.parked), "events with an unknown id must be parked"
+        assert not hub.alert_records()
+
+        from hub.pipeline.register_seed import seed_register
+
+        report = seed_register(extract, hub.settings)
+        assert report.load.bad_count == 1 and report.published > 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(firing_set(hub.alert_records())) < 2:
+            time.sleep(0.5)
+        firing = latest_by_fingerprint(hub.alert_records())
+        assert {r["kind"] for r in firing.values() if r["status"] == "FIRING"} == {
+            "CONTACT_ROUTING",
+            "SAMENLOOP",
+        }
+        assert {r["address_key"] for r in firing.values()} == {"9901AB-7"}
