@@ -4,8 +4,10 @@ A producer thread sends pre-encoded events at a fixed rate (deadline pacing, so 
 caught up rather than stretching the run) and notes the wall-clock time of each ``produce`` call
 by event id. A consumer thread follows ``contact-routing`` and ``signals`` from their current end
 and, per record, takes wall-clock receive time − produce time of the record's
-``trigger_event_id``. So the figure includes the producer's linger, the broker, the hub's ingest
-and correlate stages and the consumer's fetch: what a downstream system would see.
+``trigger_event_id``. Events of the first second are sent but not sampled (the producer's
+connection set-up would otherwise land on the hub). So the figure includes the producer's
+linger (5 ms, the connectors' setting), the broker, the hub's ingest and correlate stages and the
+consumer's fetch: what a downstream system would see.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class LatencyResult:
                     f"{leg}_p{q}_ms": r(self.percentile(q, values))
                     for leg, values in (
                         ("inbound", self.inbound_ms),
+                        ("hub", self.hub_ms),
                         ("outbound", self.outbound_ms),
                     )
                     for q in (50, 99)
@@ -127,9 +130,12 @@ class _Collector(threading.Thread):
             consumer.assign(parts)
             self.assigned.set()
             while not self.stop.is_set():
-                messages = consumer.consume(num_messages=1000, timeout=0.05)
+                # poll, then drain: consume(n, timeout) would wait the whole timeout
+                first = consumer.poll(0.05)
+                if first is None:
+                    continue
                 received = time.time()
-                for msg in messages:
+                for msg in [first, *consumer.consume(num_messages=1000, timeout=0)]:
                     if msg.error() is not None:
                         continue
                     self.records += 1
@@ -170,13 +176,15 @@ def measure_latency(
     if collector.error is not None:
         raise collector.error
     producer = Producer(producer_config(settings))
+    producer.list_topics(topic, timeout=10)
+    warm_up = int(rate)  # the first second is not sampled: connection set-up is not the hub's
     began = time.perf_counter()
     for i, (event_id, key, value) in enumerate(records):
         delay = began + i / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        if event_id is not None:
-            sent[event_id] = time.time()
+        if event_id is not None and i >= warm_up:
+            sent.setdefault(event_id, time.time())  # a re-sent duplicate keeps the first time
         producer.produce(topic, key=key, value=value)
         producer.poll(0)
     produce_s = time.perf_counter() - began

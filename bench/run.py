@@ -29,7 +29,7 @@ from rich.table import Table
 
 from bench import profile as pyspy
 from bench.engine import measure_engine
-from bench.harness import BenchHub
+from bench.harness import BenchHub, delete_groups, delete_topics
 from bench.latency import measure_latency
 from bench.phases import run_hub_throughput, run_naive, run_recovery
 from bench.raw import aiokafka_rate, confluent_rate
@@ -197,7 +197,9 @@ def run(sizes: Sizes, seed: int, profile: bool, keep: bool, console: Console) ->
         step(f"recovery: ready after {result['recovery']['ready_s']}s")
     finally:
         if not keep:
-            hub.close()
+            hub.close()  # the hub's topics and groups; then the naive app's and the raw readers'
+            delete_topics(base.broker, (f"bench.{run_id}.", f"bench-{run_id}-"))
+            delete_groups(base.broker, (f"bench-{run_id}-",))
     step("pure engine (in-process, one core)")
     result["engine"] = measure_engine(workload.values)
     step(f"engine: {result['engine']['all_stages_per_s']:,} events/s all stages")
@@ -339,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
     console = Console()
+    if not console.is_terminal:  # make/CI: do not wrap the table at 80 columns
+        console = Console(width=160)
     result = run(QUICK if args.quick else FULL, args.seed, args.profile, args.keep, console)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
