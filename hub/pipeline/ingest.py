@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from confluent_kafka import (
@@ -108,6 +109,7 @@ class IngestStage:
         ingestor: Ingestor | None = None,
         max_batch: int = 5000,
         clock: Callable[[], float] = time.time,
+        metrics_sink: Any = metrics,
     ) -> None:
         self.settings = settings
         self.topics = Topics.from_settings(settings)
@@ -115,6 +117,7 @@ class IngestStage:
         self.ingestor = ingestor if ingestor is not None else Ingestor()
         self.max_batch = max_batch
         self.clock = clock
+        self.metrics = metrics_sink  # hub.metrics, or a forwarder when run in a child process
         self.stats = IngestStats()
         self.ready = threading.Event()
         self._errors: list[str] = []
@@ -175,7 +178,7 @@ class IngestStage:
                 continue
             position = tp.offset if tp.offset >= 0 else low
             lags[(tp.topic, tp.partition)] = max(0, high - position)
-        metrics.set_consumer_lags(lags)
+        self.metrics.set_consumer_lags(lags)
 
     # -- global state ------------------------------------------------------------------
     def _restore(self, state: Consumer) -> None:
@@ -217,7 +220,7 @@ class IngestStage:
         if released:
             self._emit_normalised(released)
             self._flush()
-        metrics.set_parked(self.ingestor.parked_count)
+        self.metrics.set_parked(self.ingestor.parked_count)
         log.info(
             "ingest state restored: %d addresses known, %d events parked",
             len(self.ingestor.register),
@@ -232,7 +235,7 @@ class IngestStage:
                 released.extend(self._apply_state_message(msg, emit=True))
         if released:
             self.stats.released += len(released)
-            metrics.record_released(len(released))
+            self.metrics.record_released(len(released))
             self._emit_normalised(released)
 
     def _apply_state_message(self, msg: Message, emit: bool) -> list[NormalisedEvent]:
@@ -305,15 +308,15 @@ class IngestStage:
         self.stats.rejected.update(rejected)
         self.stats.parked += parked
         self.stats.released += released
-        metrics.record_received(received)
+        self.metrics.record_received(received)
         if rejected:
-            metrics.record_rejected(rejected)
+            self.metrics.record_rejected(rejected)
         if parked:
-            metrics.record_parked(parked)
-            metrics.set_parked(self.ingestor.parked_count)
+            self.metrics.record_parked(parked)
+            self.metrics.set_parked(self.ingestor.parked_count)
         if released:
-            metrics.record_released(released)
-        metrics.observe_batch(STAGE, len(messages))
+            self.metrics.record_released(released)
+        self.metrics.observe_batch(STAGE, len(messages))
 
     def _emit_normalised(self, events: list[NormalisedEvent]) -> None:
         if not events:
@@ -375,7 +378,7 @@ class IngestStage:
     # -- delivery ----------------------------------------------------------------------
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
-            metrics.record_producer_error(msg.topic() or "unknown", err.name())
+            self.metrics.record_producer_error(msg.topic() or "unknown", err.name())
             self._errors.append(f"{msg.topic()}: {err.str()}")
 
     def _flush(self) -> None:

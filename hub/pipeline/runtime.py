@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from hub.pipeline.correlate import (
     group_by_key,
     transition_record,
 )
-from hub.pipeline.ingest import IngestStage
+from hub.pipeline.ingest_process import IngestProcess
 from hub.pipeline.state import BatchedTableWriter
 from hub.pipeline.topics import Topics, ensure_topics
 from hub.settings import Settings
@@ -79,12 +78,7 @@ class HubRuntime:
         self.app = self._build_app()
         self.dossier_writer = BatchedTableWriter(self.dossiers, self._producer())
         self.area_writer = BatchedTableWriter(self.areas, self._producer())
-        self.ingest = (
-            IngestStage(settings, Producer(producer_config(settings))) if with_ingest else None
-        )
-        self._ingest_stop = threading.Event()
-        self._ingest_thread: threading.Thread | None = None
-        self._ingest_failure: BaseException | None = None
+        self.ingest = IngestProcess(settings) if with_ingest else None
 
     def _producer(self) -> Producer:
         return Producer(producer_config(self.settings, **{"linger.ms": 2}))
@@ -137,51 +131,32 @@ class HubRuntime:
         runtime = self
 
         class IngestService(faust.Service):
-            """Runs the ingest stage's blocking loop in a thread for the worker's lifetime."""
+            """Runs the ingest stage in its child process for the worker's lifetime."""
 
             async def on_start(self) -> None:
                 await asyncio.to_thread(ensure_topics, runtime.settings)
-                runtime.start_ingest()
+                if runtime.ingest is not None:
+                    runtime.ingest.start()
 
             async def on_stop(self) -> None:
-                await asyncio.to_thread(runtime.stop_ingest)
+                if runtime.ingest is not None:
+                    await asyncio.to_thread(runtime.ingest.stop)
 
         return IngestService
 
-    # -- ingest thread -------------------------------------------------------------------
-    def start_ingest(self) -> None:
-        if self.ingest is None or self._ingest_thread is not None:
-            return
-
-        def run() -> None:
-            assert self.ingest is not None
-            try:
-                self.ingest.run(self._ingest_stop)
-            except BaseException as exc:  # surfaced by _watch: the worker must not limp on
-                self._ingest_failure = exc
-                log.exception("ingest stage failed")
-
-        self._ingest_thread = threading.Thread(target=run, name="hub-ingest", daemon=True)
-        self._ingest_thread.start()
-
-    def stop_ingest(self) -> None:
-        self._ingest_stop.set()
-        if self._ingest_thread is not None:
-            self._ingest_thread.join(timeout=60)
-
     async def _watch(self) -> None:
         """Once a second: readiness, recovery metrics, and crash on a failed ingest stage."""
-        if self._ingest_failure is not None:
-            failure, self._ingest_failure = self._ingest_failure, None
-            log.error("stopping worker: ingest stage failed (%s)", type(failure).__name__)
-            await self.app.crash(failure)
+        failed = self.ingest.failed if self.ingest is not None else None
+        if failed is not None:
+            log.error("stopping worker: ingest process exited with code %s", failed)
+            await self.app.crash(RuntimeError(f"ingest process exited with code {failed}"))
             return
         recovery = self.app.tables.recovery
         done = recovery.completed.is_set() and not self.app.rebalancing
         progress = 1.0 if done else _recovery_progress(recovery)
         for table in (DOSSIER_TABLE, AREA_TABLE):
             self.readiness.set_table_recovery(table, progress, done)
-        ingest_ready = self.ingest is None or self.ingest.ready.is_set()
+        ingest_ready = self.ingest is None or self.ingest.ready
         self.readiness.set_consuming(done and ingest_ready)
         self.readiness.heartbeat()
         consumer = self.app.consumer

@@ -1,0 +1,157 @@
+"""The ingest stage in its own process, so it runs on a second core beside the Faust agents.
+
+Python runs one thread at a time per process; decoding, validating and resolving inbound events
+costs about as much CPU as correlating them, so a worker runs the ingest stage in a child
+process (``multiprocessing`` spawn). The child:
+
+- sends its metrics to the parent as batch-level calls of the :mod:`hub.metrics` helpers (a
+  queue drained by a parent thread), so one ``/metrics`` endpoint shows the whole worker;
+- reports readiness and failure through the process state (an Event, its exit code);
+- stops when told to, and also when its parent disappears (a SIGKILLed worker must not leave an
+  orphan consuming in its consumer group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import queue
+import threading
+from typing import Any
+
+from hub import metrics
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The metrics helpers the ingest stage calls; only these may cross the process boundary.
+FORWARDED = frozenset(
+    {
+        "set_consumer_lags",
+        "set_parked",
+        "record_released",
+        "record_received",
+        "record_rejected",
+        "record_parked",
+        "observe_batch",
+        "record_producer_error",
+    }
+)
+
+
+class ForwardingMetrics:
+    """Stands in for :mod:`hub.metrics` in the child: each call becomes a queue message."""
+
+    def __init__(self, channel: Any) -> None:
+        self._channel = channel
+
+    def _send(self, name: str, *args: Any) -> None:
+        with contextlib.suppress(queue.Full):  # metrics must never stall ingestion
+            self._channel.put_nowait((name, args))
+
+    def set_consumer_lags(self, lags: Any) -> None:
+        self._send("set_consumer_lags", dict(lags))
+
+    def set_parked(self, current: int) -> None:
+        self._send("set_parked", current)
+
+    def record_released(self, counts: Any) -> None:
+        self._send("record_released", counts)
+
+    def record_received(self, counts: Any) -> None:
+        self._send("record_received", dict(counts))
+
+    def record_rejected(self, counts: Any) -> None:
+        self._send("record_rejected", dict(counts))
+
+    def record_parked(self, counts: Any) -> None:
+        self._send("record_parked", counts)
+
+    def observe_batch(self, stage: str, size: int) -> None:
+        self._send("observe_batch", stage, size)
+
+    def record_producer_error(self, topic: str, error: str = metrics.OTHER, n: int = 1) -> None:
+        self._send("record_producer_error", topic, error, n)
+
+
+def _child_main(settings_json: str, ready: Any, stop: Any, channel: Any, parent: int) -> None:
+    from confluent_kafka import Producer
+
+    from hub.logs import setup_logging
+    from hub.pipeline.clients import producer_config
+    from hub.pipeline.ingest import IngestStage
+
+    settings = Settings.model_validate_json(settings_json)
+    setup_logging(level=settings.log_level, json=settings.log_json)
+    stage = IngestStage(
+        settings, Producer(producer_config(settings)), metrics_sink=ForwardingMetrics(channel)
+    )
+    local_stop = threading.Event()
+
+    def watch() -> None:
+        while not local_stop.is_set():
+            if stop.wait(0.5) or os.getppid() != parent:
+                local_stop.set()
+            elif stage.ready.is_set() and not ready.is_set():
+                ready.set()
+
+    threading.Thread(target=watch, name="hub-ingest-watch", daemon=True).start()
+    stage.run(local_stop)
+
+
+class IngestProcess:
+    """Parent-side handle: start, readiness, liveness, stop; applies forwarded metrics."""
+
+    def __init__(self, settings: Settings) -> None:
+        ctx = mp.get_context("spawn")
+        self._ready = ctx.Event()
+        self._stop = ctx.Event()
+        self._channel = ctx.Queue(maxsize=10_000)
+        self._process = ctx.Process(
+            target=_child_main,
+            name="hub-ingest",
+            daemon=True,
+            args=(settings.model_dump_json(), self._ready, self._stop, self._channel, os.getpid()),
+        )
+        self._pump = threading.Thread(
+            target=self._apply_metrics, name="hub-ingest-metrics", daemon=True
+        )
+        self._stopping = False
+
+    def start(self) -> None:
+        self._process.start()
+        self._pump.start()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def failed(self) -> int | None:
+        """The child's exit code if it ended without being asked to."""
+        if self._stopping or self._process.exitcode is None:
+            return None
+        return self._process.exitcode
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stopping = True
+        self._stop.set()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+
+    def _apply_metrics(self) -> None:
+        while True:
+            try:
+                name, args = self._channel.get(timeout=1.0)
+            except queue.Empty:
+                if not self._process.is_alive() and self._process.exitcode is not None:
+                    return
+                continue
+            except (EOFError, OSError):
+                return
+            if name in FORWARDED:
+                getattr(metrics, name)(*args)
