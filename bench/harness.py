@@ -40,25 +40,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the worker runs its ingest stage in a child process)."""
+    out = [pid]
+    for current in out:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                out.extend(int(c) for c in children if int(c) not in out)
+    return out
+
+
 def read_proc_status(pid: int) -> dict[str, int]:
-    """VmRSS/VmHWM etc. of ``pid`` in bytes (empty when the process is gone)."""
+    """VmRSS/VmHWM etc. in bytes, summed over ``pid`` and its descendants (empty when gone).
+
+    A sum of per-process peaks (VmHWM) is an upper bound of the tree's peak.
+    """
     out: dict[str, int] = {}
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("Vm") and line.rstrip().endswith("kB"):
-                name, value = line.split(":", 1)
-                out[name] = int(value.split()[0]) * 1024
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{member}/status") as fh:
+            for line in fh:
+                if line.startswith("Vm") and line.rstrip().endswith("kB"):
+                    name, value = line.split(":", 1)
+                    out[name] = out.get(name, 0) + int(value.split()[0]) * 1024
     return out
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of ``pid`` (all threads) so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
+    """User + system CPU seconds so far of ``pid`` and its live descendants (all threads)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    total = None
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def scrape(port: int, timeout: float = 2.0) -> dict[str, float]:

@@ -45,6 +45,14 @@ from hub.settings import Settings
 log = logging.getLogger(__name__)
 
 DOSSIER_TABLE = "dossiers"
+# Faust's RocksDB defaults (3 x 64 MiB write buffers and a 2 GiB block cache per partition
+# database, 2 tables x N partitions of them) let memory grow past 1 GB at 250k addresses. Dossiers
+# are small and read once per batch: modest buffers and a small shared-nothing cache suffice.
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 8 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 32 * 1024 * 1024,
+}
 AREA_TABLE = "areas"
 
 
@@ -100,7 +108,8 @@ class HubRuntime:
             consumer_auto_offset_reset="earliest",
             broker_commit_every=1000,
             broker_commit_interval=1.0,
-            broker_max_poll_records=50,
+            # also the changelog batch size during recovery: small values made recovery slow
+            broker_max_poll_records=500,
             stream_buffer_maxsize=64,
             table_standby_replicas=0,
             stream_wait_empty=False,
@@ -115,7 +124,12 @@ class HubRuntime:
         }
         self.normalised_topic = app.topic(self.topics.normalised, **raw)
         self.area_topic = app.topic(self.topics.area_updates, **raw)
-        table = {"key_type": bytes, "value_type": bytes, "partitions": s.partitions}
+        table = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "partitions": s.partitions,
+            "options": ROCKSDB_OPTIONS,
+        }
         self.dossiers = app.Table(DOSSIER_TABLE, **table)
         self.areas = app.Table(AREA_TABLE, **table)
         from hub.agents import area as area_agent
