@@ -1,4 +1,4 @@
-"""The worker's runtime: Faust app, tables, producers and the ingest thread, wired once.
+"""The worker's runtime: Faust app, tables, producers and the ingest process, wired once.
 
 Agents in :mod:`hub.agents` stay thin: they receive messages and call the methods here, which in
 turn call the pure engine (:mod:`hub.pipeline.correlate`, :mod:`hub.engine`).
@@ -48,6 +48,7 @@ DOSSIER_TABLE = "dossiers"
 # Faust's RocksDB defaults (3 x 64 MiB write buffers and a 2 GiB block cache per partition
 # database, 2 tables x N partitions of them) let memory grow past 1 GB at 250k addresses. Dossiers
 # are small and read once per batch: modest buffers and a small shared-nothing cache suffice.
+CHANGELOG_CONFIG = {"segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"}
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 8 * 1024 * 1024,
     "max_write_buffer_number": 2,
@@ -129,6 +130,9 @@ class HubRuntime:
             "value_type": bytes,
             "partitions": s.partitions,
             "options": ROCKSDB_OPTIONS,
+            # roll and compact the changelogs soon, so a recovering worker replays ~one record
+            # per key instead of one per batch that touched it
+            "extra_topic_configs": CHANGELOG_CONFIG,
         }
         self.dossiers = app.Table(DOSSIER_TABLE, **table)
         self.areas = app.Table(AREA_TABLE, **table)
@@ -191,10 +195,6 @@ class HubRuntime:
             self.readiness.set_assigned(assigned)
 
     # -- correlate -----------------------------------------------------------------------
-    async def process_normalised(self, partition: int, raw: bytes) -> None:
-        """One batch message of ``normalised``: correlate, emit, then persist state."""
-        await self.process_normalised_many([(partition, raw)])
-
     async def process_normalised_many(self, messages: list[tuple[int, bytes]]) -> None:
         """Several ``normalised`` messages (each partition's in offset order), one flush.
 
