@@ -18,6 +18,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 from typing import Any
 
@@ -76,7 +77,7 @@ class ForwardingMetrics:
         self._send("record_producer_error", topic, error, n)
 
 
-def _child_main(settings_json: str, ready: Any, stop: Any, channel: Any, parent: int) -> None:
+def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> None:
     from confluent_kafka import Producer
 
     from hub.logs import setup_logging
@@ -88,17 +89,22 @@ def _child_main(settings_json: str, ready: Any, stop: Any, channel: Any, parent:
     stage = IngestStage(
         settings, Producer(producer_config(settings)), metrics_sink=ForwardingMetrics(channel)
     )
-    local_stop = threading.Event()
+    channel.cancel_join_thread()  # exiting must never wait on undelivered metrics
+    stop = threading.Event()
+    # The parent stops us with SIGTERM (never by waiting on a shared Event: a process that dies
+    # while waiting on a multiprocessing Condition can block the other side's notify forever).
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops us
 
     def watch() -> None:
-        while not local_stop.is_set():
-            if stop.wait(0.5) or os.getppid() != parent:
-                local_stop.set()
+        while not stop.wait(0.5):
+            if os.getppid() != parent:  # the worker died (SIGKILL): do not linger as an orphan
+                stop.set()
             elif stage.ready.is_set() and not ready.is_set():
                 ready.set()
 
     threading.Thread(target=watch, name="hub-ingest-watch", daemon=True).start()
-    stage.run(local_stop)
+    stage.run(stop)
 
 
 class IngestProcess:
@@ -106,14 +112,13 @@ class IngestProcess:
 
     def __init__(self, settings: Settings) -> None:
         ctx = mp.get_context("spawn")
-        self._ready = ctx.Event()
-        self._stop = ctx.Event()
+        self._ready = ctx.Event()  # set by the child once, only ever read here: never blocks
         self._channel = ctx.Queue(maxsize=10_000)
         self._process = ctx.Process(
             target=_child_main,
             name="hub-ingest",
             daemon=True,
-            args=(settings.model_dump_json(), self._ready, self._stop, self._channel, os.getpid()),
+            args=(settings.model_dump_json(), self._ready, self._channel, os.getpid()),
         )
         self._pump = threading.Thread(
             target=self._apply_metrics, name="hub-ingest-metrics", daemon=True
@@ -137,7 +142,8 @@ class IngestProcess:
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stopping = True
-        self._stop.set()
+        if self._process.is_alive():
+            self._process.terminate()
         self._process.join(timeout)
         if self._process.is_alive():
             self._process.kill()

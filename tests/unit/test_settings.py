@@ -12,6 +12,8 @@ from hub.settings import Settings
 def test_toml_file_sets_values_and_environment_overrides_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name in ("HUB_BROKER", "HUB_TOPIC_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
     config = tmp_path / "hub.toml"
     config.write_text('broker = "kafka-1:9092"\npartitions = 16\ntopic_prefix = "prod."\n')
     monkeypatch.setenv("HUB_CONFIG", str(config))
