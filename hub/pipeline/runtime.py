@@ -109,6 +109,9 @@ class HubRuntime:
             consumer_auto_offset_reset="earliest",
             broker_commit_every=1000,
             broker_commit_interval=1.0,
+            # a worker that died without leaving is noticed after 30 s (Faust default: 60 s)
+            broker_session_timeout=30.0,
+            broker_heartbeat_interval=3.0,
             # also the changelog batch size during recovery: small values made recovery slow
             broker_max_poll_records=500,
             stream_buffer_maxsize=64,

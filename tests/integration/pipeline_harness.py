@@ -91,7 +91,7 @@ class HubUnderTest:
             p.read_text(errors="replace")[-4000:] for p in sorted(self.root.glob("worker*.log"))
         )
 
-    def wait_caught_up(self, timeout: float = 180.0, settle: float = 3.0) -> None:
+    def wait_caught_up(self, timeout: float = 300.0, settle: float = 3.0) -> None:
         """Until both consumer groups have lag 0 for ``settle`` seconds."""
         deadline = time.monotonic() + timeout
         zero_since: float | None = None
