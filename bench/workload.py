@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 
 from connectors.kafka_publish import to_wire
 from connectors.simulator import simulate
-from hub.pipeline.clients import producer_config
+from hub.pipeline.clients import produce_waiting, producer_config
 from hub.settings import PROJECT_ROOT, Settings
 
 CACHE_DIR = PROJECT_ROOT / ".local" / "bench" / "cache"
@@ -110,12 +110,7 @@ def produce_all(
 
     began = time.monotonic()
     for n, (key, value) in enumerate(zip(keys, values, strict=True), 1):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, key, value, on_delivery)
         if n % 20_000 == 0:
             producer.poll(0)
     remaining = producer.flush(120)

@@ -15,7 +15,7 @@ import orjson
 from confluent_kafka import Producer
 
 from hub.contracts.decode import Rejection, encode_case_event, parse_case_event_json
-from hub.pipeline.clients import producer_config
+from hub.pipeline.clients import produce_waiting, producer_config
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -63,12 +63,7 @@ def publish(
             report.avro += 1
         else:
             report.invalid += 1
-        while True:
-            try:
-                producer.produce(target, key=key, value=value, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_waiting(producer, target, key, value, on_delivery)
         if n % 10_000 == 0:
             producer.poll(0)
     producer.flush(120)

@@ -54,3 +54,23 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     from aiokafka.partitioner import murmur2
 
     return (murmur2(key) & _MASK) % partitions
+
+
+def produce_waiting(
+    producer: Any,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    on_delivery: Any = None,
+    **kwargs: Any,
+) -> None:
+    """``producer.produce`` that waits (serving delivery reports) while the local queue is full.
+
+    For bulk publishers (simulator, benchmark, register seed) that outrun the broker.
+    """
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value, on_delivery=on_delivery, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.05)

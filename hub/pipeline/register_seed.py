@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 
 from hub.address.municipalities import default_municipalities
 from hub.address.register import AddressRegister, LoadReport, fact_key
-from hub.pipeline.clients import producer_config
+from hub.pipeline.clients import produce_waiting, producer_config
 from hub.pipeline.topics import Topics, ensure_topics
 from hub.settings import Settings
 
@@ -44,17 +44,7 @@ def seed_register(path: Path, settings: Settings, dry_run: bool = False) -> Seed
 
     published = 0
     for fact in register.iter_facts():
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    key=fact_key(fact).encode(),
-                    value=orjson.dumps(fact),
-                    on_delivery=on_delivery,
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_waiting(producer, topic, fact_key(fact).encode(), orjson.dumps(fact), on_delivery)
         published += 1
     producer.flush(120)
     return SeedReport(report, published, failed)
