@@ -132,7 +132,7 @@ def _summary(
     console.print(
         f"\n[bold]Events in[/]: {published:,} published in {published_s:.1f}s; "
         f"worker caught up (lag 0) {total_s:.1f}s after the first event "
-        f"({published / total_s:,.0f} events/s end to end)"
+        f"({published / total_s:,.0f} events/s end to end, worker start-up included)"
     )
     reasons = Counter(e.letter.reason for e in dead)
     console.print(
