@@ -116,7 +116,9 @@ class HubRuntime:
             broker_max_poll_records=500,
             stream_buffer_maxsize=64,
             table_standby_replicas=0,
-            stream_wait_empty=False,
+            # on rebalance, finish the in-flight batch before giving its partition away: otherwise
+            # its late changelog write can land after the new owner's, and stale state wins
+            stream_wait_empty=True,
             key_serializer="raw",
             value_serializer="raw",
         )
