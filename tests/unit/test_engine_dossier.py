@@ -4,36 +4,12 @@ from __future__ import annotations
 
 from hub.engine import Dossier, Engine, apply, apply_many, default_config
 from hub.engine.testing import ADDRESS, event
+from tests.unit.schema_fields import record_fields
 
 CONFIG = default_config()
 
-DOSSIER_KEYS = {
-    "address_key",
-    "nummeraanduiding_ids",
-    "pand_ids",
-    "gemeentecode",
-    "steering_group",
-    "cases",
-    "lead",
-    "version",
-    "updated_at",
-}
-DOSSIER_CASE_KEYS = {
-    "source",
-    "case_id",
-    "case_type",
-    "status",
-    "active",
-    "occurred_at",
-    "planned_start",
-    "planned_end",
-    "contact_role",
-    "contact_name",
-    "contact_phone",
-    "contact_email",
-    "amount_eur",
-    "last_event_id",
-}
+DOSSIER_KEYS = record_fields("AddressDossier")
+DOSSIER_CASE_KEYS = record_fields("AddressDossier", "cases")
 
 
 def fold(*events, config=CONFIG) -> Dossier:

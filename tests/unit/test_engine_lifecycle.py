@@ -4,48 +4,13 @@ from __future__ import annotations
 
 from hub.engine import Engine, apply, default_config
 from hub.engine.testing import event
+from tests.unit.schema_fields import record_fields
 
 CONFIG = default_config()
 
-ALERT_KEYS = {
-    "fingerprint",
-    "kind",
-    "category",
-    "status",
-    "version",
-    "address_key",
-    "area",
-    "gemeentecode",
-    "steering_group",
-    "lead",
-    "cases",
-    "event_ids",
-    "detail",
-    "config_version",
-    "starts_at",
-    "ends_at",
-    "emitted_at",
-    "trigger_event_id",
-    "trigger_ingested_at",
-}
-LEAD_KEYS = {
-    "source",
-    "case_id",
-    "case_type",
-    "contact_role",
-    "contact_name",
-    "contact_phone",
-    "contact_email",
-}
-CASE_KEYS = {
-    "source",
-    "case_id",
-    "case_type",
-    "status",
-    "planned_start",
-    "planned_end",
-    "amount_eur",
-}
+ALERT_KEYS = record_fields("Alert")
+LEAD_KEYS = record_fields("Alert", "lead")
+CASE_KEYS = record_fields("Alert", "cases")
 
 
 def mandate(amount: str, at: int, status: str = "OPENED"):
