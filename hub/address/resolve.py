@@ -9,10 +9,14 @@ Rules:
   nummeraanduiding id, pand id and gemeentecode it carries;
 * only a nummeraanduiding id -> the key comes from the register, or the event is *parked* until
   the register learns that id (from a later event, a fact of another worker or a seed + replay);
-* a pand id -> a building-level case: it applies to every address of the building the register
-  knows (plus its own address), and it is remembered per (pand, source, case_id), latest
-  ``occurred_at`` wins, so an address that joins the building later receives it (``released``).
-  With no known address in the building yet it is parked until one is.
+* an event that identifies an address (postcode + huisnummer, or a nummeraanduiding id) is an
+  address-level case, whatever else it carries: its pand id is only a register fact (this address
+  is in that building) and never makes the case reach the building's other addresses;
+* only a pand id (no postcode + huisnummer, no nummeraanduiding id) -> a building-level case: it
+  applies to every address of the building the register knows, and it is remembered per
+  (pand, source, case_id), latest ``occurred_at`` wins, so an address that joins the building
+  later receives it (``released``). With no known address in the building yet it is parked until
+  one is.
 
 Current municipality of an address: the event's ``gemeentecode`` (mapped through the merger
 table), else the register, else the 4-digit prefix of a BAG id (nummeraanduiding, then pand)
@@ -65,6 +69,9 @@ class IngestResult:
     released: list[NormalisedEvent] = field(default_factory=list)  # unlocked by what was learned
     learned: list[Fact] = field(default_factory=list)  # new register facts, to publish
     error: AddressError | None = None  # the address cannot be a Dutch address: dead-letter
+    # the building-level case this event remembered (pand-only events), to persist; None for an
+    # address-level event, whose pand id is only a register fact
+    building_case: NormalisedEvent | None = None
 
 
 @dataclass(slots=True)
@@ -164,9 +171,14 @@ class Ingestor:
             yield from cases.values()
 
     def remember(self, templates: Iterable[NormalisedEvent]) -> None:
-        """Restore building-case memory from :meth:`iter_building_cases` output (no emission)."""
+        """Restore building-case memory from :meth:`iter_building_cases` output (no emission).
+
+        Templates that identify an address (own key or nummeraanduiding id) are skipped: older
+        versions also remembered address-level events that carried a pand id, and those must not
+        reach the building's other addresses.
+        """
         for t in templates:
-            if t.pand_id is not None:
+            if t.pand_id is not None and not t.address_key and t.nummeraanduiding_id is None:
                 self._remember(t.pand_id, t)
 
     # -- internals --------------------------------------------------------------------------
@@ -193,20 +205,22 @@ class Ingestor:
             facts = []
             if nid is not None and pand is not None:
                 self._pending_links.setdefault(nid, set()).add(pand)
-        if pand is not None:
+        building_level = pand is not None and key is None and nid is None
+        if building_level:
+            assert pand is not None
             self._remember(pand, base)
+            result.building_case = base
         if facts:
             result.learned.extend(facts)
             self._drain(facts, result, skip=base)
 
-        if pand is not None:
+        if building_level:
+            assert pand is not None
             targets = register.keys_in_building(pand)
-            if key is not None and key not in targets:
-                targets = (*targets, key)
         else:
             targets = (key,) if key is not None else ()
         if not targets:
-            self._park(event, ingested_at_ms, nid, pand)
+            self._park(event, ingested_at_ms, nid, pand if building_level else None)
             result.parked.append(event)
             return
         out = result.released if release else result.normalised

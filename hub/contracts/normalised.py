@@ -24,7 +24,7 @@ class NormalisedEvent:
     gemeentecode: str | None = None  # current municipality, "GM0014"; None if unknown
     steering_group: str = "UNASSIGNED"
     nummeraanduiding_id: str | None = None
-    pand_id: str | None = None  # set when the case concerns the whole building
+    pand_id: str | None = None  # the building: a register fact, or the building-level case
     source_org: str | None = None
     planned_start: str | None = None  # ISO date "YYYY-MM-DD"
     planned_end: str | None = None

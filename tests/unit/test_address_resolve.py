@@ -180,8 +180,8 @@ def test_pand_case_reaches_every_known_address_and_addresses_learned_later() -> 
     assert all(n.pand_id == PAND and n.case_id == "ncg-9" for n in res.normalised)
     assert res.parked == [] and res.released == []
 
-    # a third address joins through another building-level case that names its own address:
-    # that case reaches all three, and the earlier NCG case follows to the new address
+    # a third address joins through an address-level case that names its building: that case
+    # stays at its own address, and the NCG building case follows to the new address
     renovation = event(
         {"postcode": "9711AB", "huisnummer": "3", "nummeraanduiding_id": NID_3, "pand_id": PAND},
         source="HOUSING_CORPORATION",
@@ -189,17 +189,14 @@ def test_pand_case_reaches_every_known_address_and_addresses_learned_later() -> 
         case_type="RENOVATION",
     )
     res = ing.ingest(renovation, 11)
-    assert keys(res.normalised) == ["9711AB-1", "9711AB-2", "9711AB-3"]
+    assert keys(res.normalised) == ["9711AB-3"]
     assert [(r.case_id, r.address_key, r.nummeraanduiding_id) for r in res.released] == [
         ("ncg-9", "9711AB-3", NID_3)
     ]
 
-    # a fourth joins through a fact another worker published: both building cases follow
+    # a fourth joins through a fact another worker published: the building case follows
     res = ing.apply_fact(pand_fact(PAND, "9711AB-4"))
-    assert sorted((r.case_id, r.address_key) for r in res.released) == [
-        ("hc-1", "9711AB-4"),
-        ("ncg-9", "9711AB-4"),
-    ]
+    assert [(r.case_id, r.address_key) for r in res.released] == [("ncg-9", "9711AB-4")]
     assert res.learned == []
 
     # a newer state of the case reaches all four; a later address gets only the latest state
@@ -207,9 +204,8 @@ def test_pand_case_reaches_every_known_address_and_addresses_learned_later() -> 
     assert keys(res.normalised) == ["9711AB-1", "9711AB-2", "9711AB-3", "9711AB-4"]
     ing.ingest(ncg_pand_case("OPENED", "2024-04-01T10:00:00Z"), 13)  # late, out of order
     res = ing.apply_fact(pand_fact(PAND, "9711AB-5"))
-    assert sorted((r.case_id, r.status, r.address_key) for r in res.released) == [
-        ("hc-1", "OPENED", "9711AB-5"),
-        ("ncg-9", "PLANNED", "9711AB-5"),
+    assert [(r.case_id, r.status, r.address_key) for r in res.released] == [
+        ("ncg-9", "PLANNED", "9711AB-5")
     ]
     assert [c.status for c in ing.building_cases(PAND) if c.case_id == "ncg-9"] == ["PLANNED"]
 
@@ -229,14 +225,47 @@ def test_pand_case_with_no_known_address_is_parked_until_one_is(ing: Ingestor) -
     assert ing.parked_events() == []
 
 
-def test_pand_case_with_its_own_address(ing: Ingestor) -> None:
+def test_address_with_a_pand_id_is_an_address_level_case(ing: Ingestor) -> None:
+    """The pand id on an address-level event is a register fact, not a reach (issue 13.6)."""
     ing.register.learn("9711AB-1", pand_id=PAND)
     res = ing.ingest(
         event({"postcode": "9711AB", "huisnummer": 2, "pand_id": PAND}, source="NCG", case_id="n"),
         2,
     )
+    assert keys(res.normalised) == ["9711AB-2"]  # not the neighbour 9711AB-1
+    assert res.normalised[0].pand_id == PAND
+    assert res.released == [] and res.building_case is None
+    assert pand_fact(PAND, "9711AB-2") in res.learned
+    assert ing.register.keys_in_building(PAND) == ("9711AB-1", "9711AB-2")
+    assert ing.building_cases(PAND) == []  # nothing for addresses learned later
+    assert ing.apply_fact(pand_fact(PAND, "9711AB-3")).released == []
+
+
+def test_id_and_pand_is_an_address_level_case_parked_on_its_id(ing: Ingestor) -> None:
+    ing.register.learn("9711AB-1", pand_id=PAND)
+    case = event({"nummeraanduiding_id": NID_3, "pand_id": PAND}, source="NCG", case_id="n")
+    res = ing.ingest(case, 1)
+    assert res.parked == [case] and res.normalised == []  # not fanned out to 9711AB-1
+    assert ing.building_cases(PAND) == []
+
+
+def test_pand_only_event_is_a_building_case(ing: Ingestor) -> None:
+    ing.register.learn("9711AB-1", pand_id=PAND)
+    ing.register.learn("9711AB-2", pand_id=PAND)
+    res = ing.ingest(ncg_pand_case(), 1)
     assert keys(res.normalised) == ["9711AB-1", "9711AB-2"]
-    assert res.released == []  # its own new address is not served twice
+    assert res.building_case is not None and res.building_case.address_key == ""
+    assert ing.building_cases(PAND) == [res.building_case]
+
+
+def test_remember_skips_address_level_templates_of_older_versions() -> None:
+    ing = Ingestor()
+    legacy = NormalisedEvent(
+        "e1", "IMG", "img-1", "DAMAGE", "OPENED", 1, "9711AB-1", pand_id=PAND
+    )  # an address-level event that an older version remembered as a building case
+    ing.remember([legacy])
+    assert ing.building_cases(PAND) == []
+    assert ing.apply_fact(pand_fact(PAND, "9711AB-2")).released == []
 
 
 def test_unknown_id_in_a_building_is_linked_once_its_key_is_known(ing: Ingestor) -> None:
