@@ -261,7 +261,9 @@ class AvroCodec:
             if plan is None:
                 raise DecodeError(
                     UNKNOWN_SCHEMA,
-                    f"writer schema fingerprint {raw[2:10].hex()} is not a released schema",
+                    f"writer schema fingerprint {raw[2:10].hex()} is not a released schema "
+                    "(a newer version? ship its .avsc, then hub dlq replay --reason "
+                    "UNKNOWN_SCHEMA)",
                 )
             return plan, _SO_HEADER_LEN
         if len(raw) >= _CF_HEADER_LEN and raw[0] == 0x00:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import ValidationError
@@ -179,10 +179,17 @@ def _from_decode_error(exc: DecodeError) -> Rejection:
 # ------------------------------------------------------------------------------------- Avro
 
 
+#: Avro records are read into the newest shipped CaseEvent schema, which may carry optional
+#: fields the model does not know yet (a newer agency version shipped only so its fingerprint
+#: is known): Avro resolution says a reader ignores them, so the Avro path does. JSON has no
+#: schema, so there an unknown field stays an error (it is usually a typo).
+_AVRO_EXTRA: Literal["ignore"] = "ignore"
+
+
 def validate_avro_case_event(record: Mapping[str, Any]) -> CaseEvent | Rejection:
     """Validate a decoded Avro CaseEvent dict (types already guaranteed by the decoder)."""
     try:
-        return CaseEvent.model_validate(record)
+        return CaseEvent.model_validate(record, extra=_AVRO_EXTRA)
     except ValidationError as exc:
         return rejection_from_validation_error(exc)
     except Exception as exc:  # a validator bug must not crash the worker
@@ -213,7 +220,7 @@ def decode_case_events(
     for item in codec.decode_batch(raws, CASE_EVENT):
         if item.__class__ is dict:
             try:
-                append(validate(item))
+                append(validate(item, extra=_AVRO_EXTRA))
             except ValidationError as exc:
                 append(rejection_from_validation_error(exc))
             except Exception as exc:
