@@ -1,7 +1,9 @@
 """File import: JSON Lines and CSV exports of CaseEvents onto the case-events topic.
 
 Agencies rarely run Kafka producers; they export files. Each record is validated with the same
-rules as every other way in (:func:`hub.contracts.decode.parse_case_event_json`), valid ones are
+rules as every other way in (:func:`connectors.edge_checks.check_case_event`: the contract and
+the ingest stage's address normalisation, so a record the hub would dead-letter later is a
+reject line now), valid ones are
 published as Avro (the hub's framing) keyed by ``case_id`` so one case's events stay in order on
 one partition, and every refused record is written, with its line number, field and reason, to
 ``FILE.rejects.jsonl`` next to the input, so the agency can fix and resend exactly those.
@@ -28,7 +30,8 @@ from typing import Any, Literal
 
 import orjson
 
-from hub.contracts.decode import Rejection, RejectReason, encode_case_event, parse_case_event_json
+from connectors.edge_checks import check_case_event
+from hub.contracts.decode import Rejection, RejectReason, encode_case_event
 from hub.contracts.events import CaseEvent
 from hub.settings import Settings
 
@@ -264,7 +267,7 @@ def _read_jsonl(path: Path, advance: Callable[[int], None]) -> Iterator[_Record]
                 line = line.removeprefix(b"\xef\xbb\xbf")
             if not line.strip():
                 continue
-            yield _Record(number, _raw_text(line), parse_case_event_json(line))
+            yield _Record(number, _raw_text(line), check_case_event(line))
 
 
 def _structural(message: str, field: str | None = None) -> Rejection:
@@ -373,7 +376,7 @@ def _read_csv(path: Path, advance: Callable[[int], None], report: FileReport) ->
                 yield _Record(start, shown, _structural(message), csv=True)
                 continue
             obj = csv_row_to_json(dict(zip(header, cells, strict=True)))
-            result = obj if isinstance(obj, Rejection) else parse_case_event_json(obj)
+            result = obj if isinstance(obj, Rejection) else check_case_event(obj)
             yield _Record(start, shown, result, csv=True)
 
 

@@ -25,18 +25,22 @@ import hashlib
 import hmac
 import logging
 import os
+import signal
 import threading
+import time
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
-from connectors.notificaties import CallbackAuth, Notificatie, make_handler
-from hub.contracts.decode import Rejection, encode_case_event, parse_case_event_json
+from connectors.edge_checks import check_case_event, log_safe_fields
+from connectors.notificaties import CallbackAuth, Guards, Notificatie, make_handler
+from connectors.ratelimit import BucketConfig, TokenBuckets, retry_after
+from hub.contracts.decode import Rejection, encode_case_event
 from hub.contracts.enums import Source
 from hub.contracts.events import CaseEvent
 from hub.settings import Settings
@@ -54,16 +58,69 @@ NOTIFICATIES_AUTH_ENV = "HUB_NOTIFICATIES_AUTH"
 PUBLISHABLE_SOURCES = frozenset(s.value for s in Source if s is not Source.UNKNOWN)
 
 
+@dataclass(frozen=True, slots=True)
+class IngressLimits:
+    """Per-client limits of the ingress (environment names in brackets).
+
+    - ``requests_per_s`` / ``burst`` per token, and for the notificaties callback as a whole
+      [``HUB_INGRESS_RATE``, ``HUB_INGRESS_BURST``]: above it 429 with ``Retry-After``.
+    - ``auth_failures_per_min`` / ``auth_failures_burst`` per remote address
+      [``HUB_INGRESS_AUTH_FAILURES_PER_MIN``, ``HUB_INGRESS_AUTH_FAILURES_BURST``]: every
+      request without a valid credential takes one; when none is left, every request from that
+      address is 429 until one has refilled, before its credential is even looked at (so
+      guessing stays at ~10 tries a minute instead of thousands a second).
+    - ``read_timeout_s`` [``HUB_INGRESS_READ_TIMEOUT_S``]: the whole body must arrive within
+      it, else 408 and the connection is closed (a half-sent body no longer holds it open).
+    """
+
+    requests_per_s: float = 20.0
+    burst: float = 40.0
+    auth_failures_per_min: float = 10.0
+    auth_failures_burst: float = 10.0
+    read_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IngressLimits:
+        env = os.environ if env is None else env
+        names = {
+            "requests_per_s": "HUB_INGRESS_RATE",
+            "burst": "HUB_INGRESS_BURST",
+            "auth_failures_per_min": "HUB_INGRESS_AUTH_FAILURES_PER_MIN",
+            "auth_failures_burst": "HUB_INGRESS_AUTH_FAILURES_BURST",
+            "read_timeout_s": "HUB_INGRESS_READ_TIMEOUT_S",
+        }
+        values: dict[str, float] = {}
+        for attr, name in names.items():
+            text = env.get(name, "").strip()
+            if text:
+                try:
+                    values[attr] = float(text)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: expected a number, got {text!r}") from exc
+        limits = cls(**values)
+        if limits.read_timeout_s <= 0:
+            raise ValueError("HUB_INGRESS_READ_TIMEOUT_S must be > 0")
+        return limits
+
+
 # -------------------------------------------------------------------------------- credentials
 
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """One agency token: its SHA-256 digest, the source it may publish, a label for logs."""
+    """One agency token: its SHA-256 digest, the source it may publish, a label for logs, and
+    optionally the ``source_org`` values it may claim (None: any, the source is what is bound)."""
 
     digest: bytes
     source: Source
     label: str
+    orgs: frozenset[str] | None = None
+
+    def allows_org(self, value: Any) -> bool:
+        """True when an event may carry this ``source_org`` (absent/blank always may)."""
+        if self.orgs is None or value is None:
+            return True
+        return isinstance(value, str) and (not value.strip() or value.strip() in self.orgs)
 
 
 def _source(value: Any) -> Source:
@@ -158,8 +215,19 @@ def load_tokens_file(path: Path) -> list[Credential]:
             digest = token_digest(entry["token"].strip())
         else:
             raise ValueError(f"{path}: tokens[{n}] needs 'sha256' or 'token'")
-        out.append(Credential(digest, source, label))
+        out.append(Credential(digest, source, label, _orgs(entry.get("orgs"), path, n)))
     return out
+
+
+def _orgs(value: Any, path: Path, n: int) -> frozenset[str] | None:
+    """``orgs = ["001479179", ...]``: the ``source_org`` values a token may claim."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{path}: tokens[{n}].orgs must be a non-empty list of strings")
+    if not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f"{path}: tokens[{n}].orgs must be a non-empty list of strings")
+    return frozenset(v.strip() for v in value)
 
 
 def load_tokens(env: Mapping[str, str] | None = None) -> TokenStore:
@@ -171,6 +239,87 @@ def load_tokens(env: Mapping[str, str] | None = None) -> TokenStore:
         for credential in load_tokens_file(Path(path)):
             store.add(credential)
     return store
+
+
+class ReloadingTokens:
+    """Tokens from the environment plus a token file that is re-read when it changes.
+
+    Revoking a token must not need a restart: before a lookup the file's (mtime, size, inode)
+    is compared with the loaded version, at most once per ``check_interval`` seconds, and
+    :meth:`reload` (wired to SIGHUP by :func:`run_http`) re-reads it at once. A file that no
+    longer parses is refused with an ERROR log and the previous tokens stay in force (failing
+    closed would lock every agency out over one typo); fix the file and it is picked up.
+    """
+
+    def __init__(
+        self,
+        fixed: Mapping[str, str],
+        path: Path | None,
+        check_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fixed = dict(fixed)
+        self.path = path
+        self.check_interval = check_interval
+        self._clock = clock
+        self._checked_at = clock()
+        self._version: tuple[int, int, int] | None = None
+        self._store = self._build()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _build(self) -> TokenStore:
+        store = TokenStore.from_tokens(self._fixed)
+        if self.path is not None:
+            version = self._stat()
+            for credential in load_tokens_file(self.path):
+                store.add(credential)
+            self._version = version
+        return store
+
+    def reload(self) -> bool:
+        """Re-read the file now; False (previous tokens kept) when it does not load."""
+        self._checked_at = self._clock()
+        try:
+            store = self._build()
+        except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+            self._version = self._stat()  # do not retry a broken version on every request
+            log.error(
+                "ingress token file not reloaded; previous tokens stay in force",
+                extra={"error": type(exc).__name__, "detail": str(exc)[:200]},
+            )
+            return False
+        self._store = store
+        log.info("ingress tokens reloaded", extra={"tokens": len(store)})
+        return True
+
+    def _maybe_reload(self) -> None:
+        if self.path is None or self._clock() - self._checked_at < self.check_interval:
+            return
+        self._checked_at = self._clock()
+        if self._stat() != self._version:
+            self.reload()
+
+    def lookup(self, token: str) -> Credential | None:
+        self._maybe_reload()
+        return self._store.lookup(token)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+def load_reloading_tokens(env: Mapping[str, str] | None = None) -> ReloadingTokens:
+    """Like :func:`load_tokens`, but the token file is reloaded on change (see the class)."""
+    env = os.environ if env is None else env
+    path = env.get(TOKENS_FILE_ENV, "").strip()
+    return ReloadingTokens(parse_tokens_env(env.get(TOKENS_ENV, "")), Path(path) if path else None)
 
 
 # ---------------------------------------------------------------------------------- producer
@@ -275,15 +424,30 @@ def _missing_topics(producer: Any, topics: Sequence[str], timeout: float = 5.0) 
     return [t for t in topics if t not in known]
 
 
+class TokenLookup(Protocol):
+    def lookup(self, token: str) -> Credential | None: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class IngressState:
     settings: Settings
-    tokens: TokenStore
+    tokens: TokenLookup
     case_events_topic: str
     notifications_topic: str
     max_body_bytes: int
     delivery_timeout: float
+    limits: IngressLimits = field(default_factory=IngressLimits)
     producer: AsyncProducer | None = None
+    per_client: TokenBuckets = field(init=False)
+    auth_failures: TokenBuckets = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.per_client = TokenBuckets(BucketConfig(self.limits.requests_per_s, self.limits.burst))
+        self.auth_failures = TokenBuckets(
+            BucketConfig(self.limits.auth_failures_per_min / 60.0, self.limits.auth_failures_burst)
+        )
 
 
 STATE = web.AppKey("ingress_state", IngressState)
@@ -319,20 +483,75 @@ def _unauthorized(message: str, error: str | None = None) -> web.Response:
     return json_error(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})
 
 
+def _closing(response: web.Response) -> web.Response:
+    """Close the connection after this answer: its body was not (fully) read, and waiting for
+    the rest would let a client hold the connection open."""
+    response.force_close()
+    return response
+
+
 async def read_body(request: web.Request) -> bytes | web.Response:
-    """The body, or a 413 response when it is over the app's limit (checked on the declared
-    length first, so an oversized upload is refused before it is read)."""
-    limit = request.app[STATE].max_body_bytes
+    """The body, or 413 when it is over the app's limit (checked on the declared length first,
+    so an oversized upload is refused before it is read), or 408 when it does not arrive in
+    full within the read timeout."""
+    state = request.app[STATE]
+    limit = state.max_body_bytes
     too_large = json_error(413, "too_large", f"the body is over the limit of {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
-        return too_large
+        return _closing(too_large)
     try:
-        return await request.read()
+        async with asyncio.timeout(state.limits.read_timeout_s):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return too_large
+        return _closing(too_large)
+    except TimeoutError:
+        log.info("ingress body read timed out", extra={"path": request.path})
+        return _closing(
+            json_error(
+                408,
+                "timeout",
+                f"the body did not arrive within {state.limits.read_timeout_s:g} s",
+            )
+        )
 
 
-def _authenticate(request: web.Request, tokens: TokenStore) -> Credential | web.Response:
+def _client(request: web.Request) -> str:
+    """The remote address, the key of the authentication-failure limit. Behind a reverse proxy
+    every client has the proxy's address: limit there, or expect one shared bucket."""
+    return request.remote or "-"
+
+
+def too_many(seconds: float, message: str) -> web.Response:
+    """429 with ``Retry-After`` (whole seconds)."""
+    return _closing(
+        json_error(429, "too_many_requests", message, headers={"Retry-After": retry_after(seconds)})
+    )
+
+
+def locked_out(request: web.Request) -> web.Response | None:
+    """429 while the remote address has used up its authentication failures."""
+    wait = request.app[STATE].auth_failures.wait_time(_client(request))
+    if wait > 0:
+        return too_many(wait, "too many failed authentications from this address; retry later")
+    return None
+
+
+def auth_failed(request: web.Request, response: web.Response) -> web.Response:
+    """Count a failed authentication against the remote address; answer ``response``."""
+    request.app[STATE].auth_failures.take(_client(request))
+    log.info("ingress authentication failed", extra={"path": request.path})
+    return _closing(response)
+
+
+def rate_limited(request: web.Request, key: str) -> web.Response | None:
+    """429 when the client ``key`` (a token label) is over its request rate."""
+    wait = request.app[STATE].per_client.take(key)
+    if wait > 0:
+        return too_many(wait, "request rate over the limit for this client; retry later")
+    return None
+
+
+def _authenticate(request: web.Request, tokens: TokenLookup) -> Credential | web.Response:
     header = request.headers.get("Authorization")
     if header is None:
         return _unauthorized("a Bearer token is required")
@@ -357,12 +576,28 @@ def _foreign_sources(items: Sequence[dict[str, Any]], own: Source) -> list[dict[
     return out
 
 
+def _foreign_orgs(items: Sequence[dict[str, Any]], credential: Credential) -> list[dict[str, Any]]:
+    """Events claiming a ``source_org`` the token is not bound to (only for tokens with
+    ``orgs``; refused before validation for the same reason as a foreign source)."""
+    return [
+        {"index": index, "field": "source_org", "reason": "FORBIDDEN_SOURCE_ORG"}
+        for index, item in enumerate(items)
+        if not credential.allows_org(item.get("source_org"))
+    ]
+
+
 async def post_events(request: web.Request) -> web.StreamResponse:
     """Validate, publish, and answer after the broker acknowledged every event."""
     state = request.app[STATE]
+    locked = locked_out(request)
+    if locked is not None:
+        return locked
     credential = _authenticate(request, state.tokens)
     if isinstance(credential, web.Response):
-        return credential
+        return auth_failed(request, credential)
+    limited = rate_limited(request, f"token:{credential.label}")
+    if limited is not None:
+        return limited
     body = await read_body(request)
     if isinstance(body, web.Response):
         return body
@@ -395,10 +630,19 @@ async def post_events(request: web.Request) -> web.StreamResponse:
             f"this token may publish events of source {credential.source.value} only",
             foreign,
         )
+    foreign = _foreign_orgs(items, credential)
+    if foreign:
+        log.info(
+            "ingress refused foreign source_org",
+            extra={"token": credential.label, "events": len(items), "foreign": len(foreign)},
+        )
+        return json_error(
+            403, "forbidden_source_org", "this token may not publish for that source_org", foreign
+        )
     events: list[CaseEvent] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        result = parse_case_event_json(item)
+        result = check_case_event(item)
         if isinstance(result, Rejection):
             errors.append(
                 {
@@ -420,7 +664,7 @@ async def post_events(request: web.Request) -> web.StreamResponse:
                 "token": credential.label,
                 "events": len(items),
                 "invalid": len(errors),
-                "fields": ",".join(sorted({str(e["field"]) for e in errors})),
+                "fields": log_safe_fields(e["field"] for e in errors),
             },
         )
         return json_error(422, "invalid_events", f"{len(errors)} event(s) are invalid", errors)
@@ -469,7 +713,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def create_app(
     settings: Settings,
-    tokens: TokenStore | Mapping[str, str],
+    tokens: TokenLookup | Mapping[str, str],
     notificaties_auth: str | None,
     producer: Any = None,
     *,
@@ -477,17 +721,19 @@ def create_app(
     case_events_topic: str | None = None,
     notifications_topic: str | None = None,
     delivery_timeout: float = DELIVERY_TIMEOUT_S,
+    limits: IngressLimits | None = None,
 ) -> web.Application:
     """The ingress app: events, notificaties callback, health, OpenAPI.
 
-    ``tokens`` is a :class:`TokenStore` or plain ``token -> source``; ``producer`` an existing
-    confluent-kafka Producer (not closed by the app) or None for one built from ``settings`` at
-    startup. Topic names default to the settings' topics.
+    ``tokens`` is a :class:`TokenStore` / :class:`ReloadingTokens` or plain ``token -> source``;
+    ``producer`` an existing confluent-kafka Producer (not closed by the app) or None for one
+    built from ``settings`` at startup. Topic names default to the settings' topics; ``limits``
+    to :class:`IngressLimits` defaults.
     """
     from hub.pipeline.topics import Topics
 
     topics = Topics.from_settings(settings)
-    store = tokens if isinstance(tokens, TokenStore) else TokenStore.from_tokens(tokens)
+    store: TokenLookup = TokenStore.from_tokens(tokens) if isinstance(tokens, Mapping) else tokens
     callback_auth = CallbackAuth(notificaties_auth) if notificaties_auth else None
     state = IngressState(
         settings=settings,
@@ -496,6 +742,7 @@ def create_app(
         notifications_topic=notifications_topic or topics.notifications,
         max_body_bytes=max_body_bytes,
         delivery_timeout=delivery_timeout,
+        limits=limits or IngressLimits(),
     )
     app = web.Application(client_max_size=max_body_bytes)
     app[STATE] = state
@@ -535,7 +782,13 @@ def create_app(
     app.router.add_post("/v1/events", post_events)
     app.router.add_post(
         "/v1/notificaties",
-        make_handler(callback_auth, publish_notification, json_error, read_body),
+        make_handler(
+            callback_auth,
+            publish_notification,
+            json_error,
+            read_body,
+            Guards(locked_out, auth_failed, rate_limited),
+        ),
     )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
@@ -547,12 +800,15 @@ def run_http(
     host: str = "0.0.0.0",
     port: int = 8080,
     *,
-    tokens: TokenStore | None = None,
+    tokens: TokenLookup | None = None,
     notificaties_auth: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    limits: IngressLimits | None = None,
 ) -> None:
-    """Serve the ingress until interrupted; credentials default to the environment."""
-    store = tokens if tokens is not None else load_tokens()
+    """Serve the ingress until interrupted; credentials and limits default to the environment
+    (the token file is reloaded on change and on SIGHUP)."""
+    store = tokens if tokens is not None else load_reloading_tokens()
+    limits = limits or IngressLimits.from_env()
     auth = notificaties_auth or os.environ.get(NOTIFICATIES_AUTH_ENV, "").strip() or None
     if not len(store) and auth is None:
         raise ValueError(
@@ -562,7 +818,14 @@ def run_http(
         log.warning("no ingress tokens configured: POST /v1/events refuses every call")
     if auth is None:
         log.warning("no notificaties auth configured: POST /v1/notificaties refuses every call")
-    app = create_app(settings, store, auth, max_body_bytes=max_body_bytes)
+    app = create_app(settings, store, auth, max_body_bytes=max_body_bytes, limits=limits)
+    if isinstance(store, ReloadingTokens):
+
+        async def reload_on_sighup(app: web.Application) -> None:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, store.reload)
+
+        app.on_startup.append(reload_on_sighup)
     log.info("http ingress starting", extra={"host": host, "port": port, "tokens": len(store)})
     web.run_app(app, host=host, port=port, print=None)
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -33,12 +35,40 @@ from pydantic import (
     ValidationError,
 )
 
+from connectors.edge_checks import log_safe_fields
+
 log = logging.getLogger(__name__)
 
 #: Sends one record (topic fixed by the caller): key, value -> None or the delivery error.
 Publish = Callable[[bytes, bytes], Awaitable[str | None]]
 #: Builds a JSON error response: status, code, message, field errors, extra headers.
 ErrorResponse = Callable[..., web.Response]
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """The app's per-client limits, applied around the callback's authentication:
+    ``locked_out`` before it (429 or None), ``auth_failed`` on a refusal (counts it, returns the
+    answer), ``rate_limited`` after it (429 or None; the key names the client)."""
+
+    locked_out: Callable[[web.Request], web.Response | None]
+    auth_failed: Callable[[web.Request, web.Response], web.Response]
+    rate_limited: Callable[[web.Request, str], web.Response | None]
+
+
+def _no_lock(request: web.Request) -> web.Response | None:
+    return None
+
+
+def _no_count(request: web.Request, response: web.Response) -> web.Response:
+    return response
+
+
+def _no_limit(request: web.Request, key: str) -> web.Response | None:
+    return None
+
+
+NO_GUARDS = Guards(_no_lock, _no_count, _no_limit)
 
 MAX_URL_LENGTH = 1000
 
@@ -93,6 +123,15 @@ class Notificatie(BaseModel):
         }
 
 
+_WORD_RE = re.compile(r"[A-Za-z0-9_.-]{1,50}")
+
+
+def _loggable(value: str) -> str:
+    """A vocabulary word of the standard (``zaken``, ``status``, ``create``) as sent; anything
+    else is the sender's free text (a newline would forge a log line) and is not logged."""
+    return value if _WORD_RE.fullmatch(value) else "<other>"
+
+
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     """pydantic errors -> [{"field", "reason"}] with the standard's (camelCase) field names."""
     out = []
@@ -120,19 +159,32 @@ def make_handler(
     publish: Publish,
     error: ErrorResponse,
     read_body: Callable[[web.Request], Awaitable[bytes | web.Response]],
+    guards: Guards = NO_GUARDS,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The ``POST /v1/notificaties`` handler; publishing and body limits come from the app."""
+    """The ``POST /v1/notificaties`` handler; publishing, body and rate limits come from the
+    app."""
 
     async def post_notificatie(request: web.Request) -> web.StreamResponse:
         if auth is None:  # fail closed: an unconfigured callback accepts nothing
             return error(
                 503, "not_configured", "the notificaties callback is not configured on this hub"
             )
+        locked = guards.locked_out(request)
+        if locked is not None:
+            return locked
         presented = request.headers.get("Authorization")
         if presented is None:
-            return error(401, "unauthorized", "the subscription's Authorization header is missing")
+            return guards.auth_failed(
+                request,
+                error(401, "unauthorized", "the subscription's Authorization header is missing"),
+            )
         if not auth.matches(presented):
-            return error(403, "forbidden", "the Authorization header does not match")
+            return guards.auth_failed(
+                request, error(403, "forbidden", "the Authorization header does not match")
+            )
+        limited = guards.rate_limited(request, "notificaties")
+        if limited is not None:
+            return limited
         body = await read_body(request)
         if isinstance(body, web.Response):
             return body
@@ -148,13 +200,15 @@ def make_handler(
             errors = field_errors(exc)
             log.info(
                 "notificatie refused",
-                extra={"fields": ",".join(e["field"] for e in errors)},
+                extra={"fields": log_safe_fields((e["field"] for e in errors), Notificatie)},
             )
             return error(400, "invalid_notification", "the notification is invalid", errors)
         record = notification.to_record(datetime.now(UTC))
         failure = await publish(notification.kanaal.encode(), orjson.dumps(record))
         if failure is not None:
-            log.warning("notificatie not recorded", extra={"kanaal": notification.kanaal})
+            log.warning(
+                "notificatie not recorded", extra={"kanaal": _loggable(notification.kanaal)}
+            )
             return error(
                 503,
                 "broker_unavailable",
@@ -164,9 +218,9 @@ def make_handler(
         log.info(
             "notificatie recorded",
             extra={
-                "kanaal": notification.kanaal,
-                "resource": notification.resource,
-                "actie": notification.actie,
+                "kanaal": _loggable(notification.kanaal),
+                "resource": _loggable(notification.resource),
+                "actie": _loggable(notification.actie),
             },
         )
         return web.Response(status=204)
