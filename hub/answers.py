@@ -750,6 +750,9 @@ def replay(
         if entry.letter.payload is None:
             skipped["no payload"] += 1
             continue
+        if entry.letter.payload_truncated:  # only the first bytes: the original is at its offset
+            skipped["payload truncated"] += 1
+            continue
         target = replay_target(entry.letter, topics)
         if target is None:
             skipped["not an inbound topic"] += 1

@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 
 from hub import __version__
-from hub.contracts.enums import AlertStatus, CaseType, RuleName, Source
+from hub.contracts.enums import AlertStatus, CaseType, RejectReason, RuleName, Source
 
 if TYPE_CHECKING:
     from hub.health import MetricsServer, ReadinessCheck
@@ -58,30 +58,14 @@ STEERING_GROUPS: frozenset[str] = frozenset(
         "UNASSIGNED",
     }
 )
-#: Fallback reject reasons, used until ``hub.contracts.decode.RejectReason`` exists.
-_FALLBACK_REJECT_REASONS = (
-    "VALIDATION_ERROR",  # CaseEvent shape invalid (pydantic)
-    "ADDRESS_INVALID",  # cannot be a Dutch address
-    "PROCESSING_ERROR",  # unexpected exception while handling the record
-)
 
 
 def _reject_reasons() -> frozenset[str]:
-    """The dead-letter reason codes: the codec's decode codes plus ``RejectReason``'s values."""
-    from hub.contracts import codec
+    """Every dead-letter reason code (``RejectReason``, the one list), plus ``OTHER``.
 
-    codes = {
-        codec.UNDECODABLE,
-        codec.UNKNOWN_SCHEMA,
-        codec.INCOMPATIBLE_SCHEMA,
-        codec.WRONG_RECORD_TYPE,
-        OTHER,
-    }
-    try:
-        from hub.contracts.decode import RejectReason
-    except ImportError:
-        return frozenset(codes.union(_FALLBACK_REJECT_REASONS))
-    return frozenset(codes.union(str(getattr(r, "value", r)) for r in RejectReason))
+    Derived from the enum, not copied, so a code added there is a label value here at once.
+    """
+    return frozenset({OTHER, *(reason.value for reason in RejectReason)})
 
 
 #: Why an inbound record went to ``hub.dead-letter`` (bounded; anything else counts as OTHER).
@@ -492,6 +476,29 @@ def record_producer_error(topic: str, error: str = OTHER, n: int = 1) -> None:
     """Count ``n`` records the producer failed to deliver to ``topic`` (error: Kafka error name)."""
     if n > 0:
         PRODUCER_ERRORS.labels(safe_identifier(topic), safe_error_code(error)).inc(n)
+
+
+#: Producer error names exported at 0 for every hub topic (:func:`init_producer_errors`): the
+#: usual librdkafka delivery failures. Other names still count (pattern-guarded) when they occur.
+PRODUCER_ERROR_NAMES: tuple[str, ...] = (
+    "_MSG_TIMED_OUT",
+    "MSG_SIZE_TOO_LARGE",
+    "UNKNOWN_TOPIC_OR_PART",
+    "TOPIC_AUTHORIZATION_FAILED",
+    "NOT_ENOUGH_REPLICAS",
+    OTHER,
+)
+
+
+def init_producer_errors(topics: Iterable[str]) -> None:
+    """Create ``hub_producer_errors_total`` at 0 for ``topics`` x :data:`PRODUCER_ERROR_NAMES`.
+
+    Without this the series appears only with the first failure, so the dashboard panel is empty
+    and ``rate()``/``increase()`` miss that first failure.
+    """
+    for topic in topics:
+        for error in PRODUCER_ERROR_NAMES:
+            PRODUCER_ERRORS.labels(safe_identifier(topic), safe_error_code(error))
 
 
 def set_worker_info(role: str = "worker", version: str = __version__) -> None:

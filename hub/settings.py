@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,6 +36,17 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_level: str = "INFO"
     app_id: str = "hub"
+    # Plausibility of CaseEvent.occurred_at (docs/contracts.md): a typo such as 2204 would
+    # otherwise freeze a case, because later corrections carry an earlier occurred_at.
+    occurred_at_floor: AwareDatetime = Field(
+        default=datetime(2012, 1, 1, tzinfo=UTC),
+        description="earliest accepted occurred_at (default: the Huizinge quake, 2012-01-01Z)",
+    )
+    occurred_at_max_future: timedelta = Field(
+        default=timedelta(days=1),
+        ge=timedelta(0),
+        description="how far occurred_at may lie ahead of the hub's clock (seconds or ISO 8601)",
+    )
 
     # local broker (hub kafka start)
     kafka_home: Path = Field(default=PROJECT_ROOT / ".local" / "kafka")

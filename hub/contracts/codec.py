@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 from fastavro import schemaless_reader, schemaless_writer
 
 from hub.contracts.avro import SchemaSet, SchemaVersion, default_schema_set, load_schema_version
+from hub.contracts.enums import RejectReason
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -40,11 +41,11 @@ _CF_HEADER_LEN = 5  # 00 + 4-byte schema id
 
 Framing = Literal["single_object", "confluent"]
 
-# Reason codes of decode failures (a subset of hub.contracts.decode.RejectReason).
-UNDECODABLE = "UNDECODABLE"
-UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
-INCOMPATIBLE_SCHEMA = "INCOMPATIBLE_SCHEMA"
-WRONG_RECORD_TYPE = "WRONG_RECORD_TYPE"
+# Reason codes of decode failures: members of the one RejectReason list, so they cannot drift.
+UNDECODABLE = RejectReason.UNDECODABLE
+UNKNOWN_SCHEMA = RejectReason.UNKNOWN_SCHEMA
+INCOMPATIBLE_SCHEMA = RejectReason.INCOMPATIBLE_SCHEMA
+WRONG_RECORD_TYPE = RejectReason.WRONG_RECORD_TYPE
 
 
 class DecodeError(Exception):

@@ -11,11 +11,17 @@ untouched, and these headers (values UTF-8 text, as Kafka Connect writes them):
 ``__connect.errors.exception.message``    "field: value rule" (no contact data)
 ``hub.errors.reason``                reason code (``UNDECODABLE``, ``INVALID_FIELD``, ...)
 ``hub.errors.field``                 dotted path of the failing field (absent if none)
-``hub.errors.stage``                 ``decode``, ``validate``, ``address``, ...
+``hub.errors.stage``                 ``decode``, ``validate``, ``resolve``, ``batch``, ``correlate``
 ``hub.errors.origin``                ``kafka``, ``file``, ``http``, ``notificaties``
 ``hub.errors.location``              file path / request id for non-Kafka origins (optional)
 ``hub.errors.timestamp``             rejection time, epoch milliseconds (decimal)
+``hub.errors.payload.truncated``     ``true`` when the value is only the first bytes of the original
+``hub.errors.payload.size``          the original value's size in bytes (with ``truncated``)
 ==================================== =============================================================
+
+A value larger than :data:`MAX_DEAD_LETTER_PAYLOAD` is cut to that size (see
+:func:`dead_letter_payload`): the dead letter must always fit its topic, so that one poison
+message can never fail the stage; the topic/partition/offset headers point at the original.
 
 Non-Kafka rejects (file import, HTTP ingress) use the same headers without the
 ``__connect.errors.topic/partition/offset`` triple when they are published to the dead-letter
@@ -32,6 +38,7 @@ from typing import Any
 
 from hub.contracts.codec import to_epoch_ms
 from hub.contracts.decode import Rejection
+from hub.contracts.events import MAX_RECORD_BYTES
 
 H_TOPIC = "__connect.errors.topic"
 H_PARTITION = "__connect.errors.partition"
@@ -44,9 +51,16 @@ H_STAGE = "hub.errors.stage"
 H_ORIGIN = "hub.errors.origin"
 H_LOCATION = "hub.errors.location"
 H_TIMESTAMP = "hub.errors.timestamp"
+H_PAYLOAD_TRUNCATED = "hub.errors.payload.truncated"
+H_PAYLOAD_SIZE = "hub.errors.payload.size"
 
 Headers = list[tuple[str, bytes]]
 _MAX_MESSAGE = 1000
+_MAX_FIELD = 200
+#: Largest value a dead letter carries whole: the contract's bound on one encoded CaseEvent, so
+#: every record that failed for another reason than its size is kept byte for byte. With the
+#: headers (a few KB) and a key it stays far below the dead-letter topic's max.message.bytes.
+MAX_DEAD_LETTER_PAYLOAD = MAX_RECORD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +80,8 @@ class DeadLetter:
     rejected_at_ms: int = 0
     key: bytes | None = None
     payload: bytes | None = None
+    payload_truncated: bool = False  # payload is only the first bytes of the original
+    payload_size: int | None = None  # the original's size, when truncated
 
     @classmethod
     def from_rejection(
@@ -111,7 +127,7 @@ class DeadLetter:
             origin=self.origin,
             location=self.location,
             rejected_at_ms=self.rejected_at_ms,
-        )
+        ) + truncation_headers(self.payload_size if self.payload_truncated else None)
 
     def to_avro_dict(self) -> dict[str, Any]:
         """The DeadLetter.v1 record (for the codec: ``codec.encode("DeadLetter", ...)``)."""
@@ -158,6 +174,26 @@ def _b(text: str) -> bytes:
     return text.encode("utf-8", "replace")
 
 
+def truncation_headers(original_size: int | None) -> Headers:
+    """The headers that mark a truncated payload (none when ``original_size`` is None)."""
+    if original_size is None:
+        return []
+    return [(H_PAYLOAD_TRUNCATED, b"true"), (H_PAYLOAD_SIZE, _b(str(original_size)))]
+
+
+def dead_letter_payload(
+    value: bytes | None, limit: int = MAX_DEAD_LETTER_PAYLOAD
+) -> tuple[bytes | None, Headers]:
+    """The value a dead letter carries, and the headers saying whether it was cut.
+
+    A value over ``limit`` bytes keeps its first ``limit`` bytes (enough to see what it was)
+    and gets ``hub.errors.payload.truncated=true`` and ``hub.errors.payload.size``.
+    """
+    if value is None or len(value) <= limit:
+        return value, []
+    return value[:limit], truncation_headers(len(value))
+
+
 def build_headers(
     *,
     reason: str,
@@ -185,7 +221,7 @@ def build_headers(
     headers.append((H_EXCEPTION_MESSAGE, _b(message[:_MAX_MESSAGE])))
     headers.append((H_REASON, _b(reason)))
     if field:
-        headers.append((H_FIELD, _b(field)))
+        headers.append((H_FIELD, _b(field[:_MAX_FIELD])))
     headers.append((H_STAGE, _b(stage)))
     headers.append((H_ORIGIN, _b(origin)))
     if location:
@@ -207,8 +243,8 @@ def dead_letter_headers(
 ) -> Headers:
     """Headers for a Rejection of a consumed message: what the ingest stage calls.
 
-    ``stage`` overrides ``rejection.stage`` (decode/validate/...); leave it out to keep the
-    finer-grained stage of the rejection.
+    ``stage`` overrides ``rejection.stage`` (decode/validate/resolve/...); leave it out (the
+    ingest stage does) so the header says where the input failed, as docs/contracts.md promises.
     """
     return build_headers(
         reason=str(rejection.reason_code),
@@ -264,4 +300,6 @@ def parse_dead_letter(
         rejected_at_ms=_int(found.get(H_TIMESTAMP)) or 0,
         key=key,
         payload=value,
+        payload_truncated=found.get(H_PAYLOAD_TRUNCATED) == "true",
+        payload_size=_int(found.get(H_PAYLOAD_SIZE)),
     )

@@ -12,6 +12,7 @@ hand-written Python fast path plus ``model_construct`` would (measured; see docs
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,24 +25,23 @@ from pydantic import ValidationError
 
 from hub.contracts.avro import CASE_EVENT
 from hub.contracts.codec import AvroCodec, DecodeError, get_codec
-from hub.contracts.events import CaseEvent
-
-
-class RejectReason(StrEnum):
-    """Why an input was rejected. Later stages (address) add their own codes as plain strings."""
-
-    UNDECODABLE = "UNDECODABLE"  # not Avro in a known framing, corrupt body, not JSON
-    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"  # fingerprint / schema id not known
-    INCOMPATIBLE_SCHEMA = "INCOMPATIBLE_SCHEMA"  # writer schema cannot be resolved to ours
-    WRONG_RECORD_TYPE = "WRONG_RECORD_TYPE"  # a valid record, but not a CaseEvent
-    MISSING_FIELD = "MISSING_FIELD"
-    INVALID_FIELD = "INVALID_FIELD"
-    UNKNOWN_SOURCE = "UNKNOWN_SOURCE"  # source not in our enum (or the Avro reader default)
+from hub.contracts.enums import RejectReason
+from hub.contracts.events import (
+    IMPLAUSIBLE_TIME,
+    MAX_ATTRIBUTE_KEY,
+    MAX_RECORD_BYTES,
+    CaseEvent,
+)
 
 
 class Stage(StrEnum):
-    DECODE = "decode"
-    VALIDATE = "validate"
+    """Where an input was refused: the ``hub.errors.stage`` header (docs/contracts.md §4)."""
+
+    DECODE = "decode"  # bytes -> record (framing, schema, size)
+    VALIDATE = "validate"  # record -> CaseEvent (field rules)
+    RESOLVE = "resolve"  # hub.address: normalisation and resolution of the address
+    BATCH = "batch"  # packing normalised events into the internal batch message
+    CORRELATE = "correlate"  # the correlate agent (internal batches, event id conflicts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,9 @@ _PERSONAL_PREFIXES = ("contact", "attributes")
 # Human rules for fields whose pydantic message would only show a regex.
 _FIELD_RULES: dict[str, str] = {
     "address.postcode": "is not a Dutch postcode",
-    "address.huisnummer": "is not a house number (1-99999, or text starting with one)",
+    "address.huisnummer": (
+        "is not a house number (1-99999, or text of at most 32 characters starting with one)"
+    ),
     "address.nummeraanduiding_id": (
         "is not a BAG nummeraanduiding id (16 digits: municipality code, 20, 10 digits)"
     ),
@@ -82,7 +84,11 @@ _TYPE_RULES: dict[str, str] = {
     "model_attributes_type": "must be an object",
     "dict_type": "must be an object",
 }
+#: Error types whose own message says more than the field's generic rule above.
+_OWN_MESSAGE_TYPES = frozenset({"missing", "extra_forbidden", IMPLAUSIBLE_TIME, "string_too_long"})
 _MAX_ECHO = 64
+_MAX_FIELD_PATH = 100
+_ATTRIBUTE_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def _echo(value: Any) -> str | None:
@@ -104,7 +110,16 @@ def _rule_from_pydantic(error: Mapping[str, Any]) -> str:
     msg: str = error["msg"]
     if kind == "value_error" and msg.startswith("Value error, "):
         return msg[len("Value error, ") :]
-    for prefix in ("String ", "Input ", "Value ", "Decimal input ", "Decimal ", "Date ", "Dict "):
+    for prefix in (
+        "String ",
+        "Input ",
+        "Value ",
+        "Decimal input ",
+        "Decimal ",
+        "Date ",
+        "Dictionary ",
+        "Dict ",
+    ):
         if msg.startswith(prefix):
             return msg[len(prefix) :]
     return msg[:1].lower() + msg[1:]
@@ -119,7 +134,14 @@ def _field_path(loc: tuple[Any, ...]) -> str:
         return parts[0]
     if len(parts) >= 2 and parts[0] == "contact" and parts[1] == "role":
         return "contact.role"
-    return ".".join(parts)
+    if parts and parts[0] == "attributes" and len(parts) >= 2:
+        # A key is the sender's free text: name it only when it is short and plain, so no
+        # personal data, control character or megabyte key ends up in a header or a log.
+        key = parts[1]
+        if len(parts) > 2 or len(key) > MAX_ATTRIBUTE_KEY or not _ATTRIBUTE_KEY_RE.match(key):
+            return "attributes"
+    path = ".".join(parts)
+    return path if len(path) <= _MAX_FIELD_PATH else path[: _MAX_FIELD_PATH - 3] + "..."
 
 
 def _format(field: str, rule: str, value: Any, *, has_value: bool = True) -> str:
@@ -146,8 +168,10 @@ def rejection_from_validation_error(exc: ValidationError) -> Rejection:
             reason = RejectReason.UNKNOWN_SOURCE
         else:
             reason = RejectReason.INVALID_FIELD
-        rule = _FIELD_RULES.get(field) if kind not in ("missing", "extra_forbidden") else None
+        rule = _FIELD_RULES.get(field) if kind not in _OWN_MESSAGE_TYPES else None
         rule = rule or _rule_from_pydantic(error)
+        if error["loc"][-1:] == ("[key]",):
+            rule = f"a key {rule}"
         has_value = kind not in ("missing",)
         items.append((field, reason, _format(field, rule, error.get("input"), has_value=has_value)))
     if not items:  # pragma: no cover - pydantic always reports at least one error
@@ -163,6 +187,23 @@ def rejection_from_validation_error(exc: ValidationError) -> Rejection:
         stage=Stage.VALIDATE,
         exception_class="pydantic_core.ValidationError",
         details=messages,
+    )
+
+
+def too_large(size: int, limit: int = MAX_RECORD_BYTES) -> Rejection | None:
+    """A Rejection when an encoded record of ``size`` bytes exceeds the contract's bound.
+
+    Checked before parsing: a huge record costs nothing more to refuse, and nothing larger than
+    the bound ever reaches the internal batch, the state or a dead letter's payload whole.
+    """
+    if size <= limit:
+        return None
+    return Rejection(
+        reason_code=RejectReason.RECORD_TOO_LARGE,
+        field=None,
+        message=f"CaseEvent: {size} bytes encoded, more than the {limit} allowed",
+        stage=Stage.DECODE,
+        exception_class="hub.contracts.decode.RecordTooLarge",
     )
 
 
@@ -200,6 +241,8 @@ def decode_case_event(raw: bytes, codec: AvroCodec | None = None) -> CaseEvent |
     """Avro bytes (either framing) -> CaseEvent, or a Rejection with a reason. Never raises
     on bad input (a transient schema-registry outage does raise: retry, don't dead-letter)."""
     codec = codec or get_codec()
+    if isinstance(raw, (bytes, bytearray, memoryview)) and (refused := too_large(len(raw))):
+        return refused
     try:
         _, record = codec.decode(raw, CASE_EVENT)
     except DecodeError as exc:
@@ -217,6 +260,10 @@ def decode_case_events(
     validate = CaseEvent.model_validate
     out: list[CaseEvent | Rejection] = []
     append = out.append
+    oversized = {i: r for i, raw in enumerate(raws) if (r := too_large(len(raw))) is not None}
+    if oversized:  # refuse them without decoding; keep the output aligned with the input
+        results = iter(decode_case_events([r for i, r in enumerate(raws) if i not in oversized]))
+        return [oversized[i] if i in oversized else next(results) for i in range(len(raws))]
     for item in codec.decode_batch(raws, CASE_EVENT):
         if item.__class__ is dict:
             try:
@@ -302,6 +349,9 @@ def parse_case_event_json(
     """
     try:
         if isinstance(data, (bytes, bytearray, memoryview, str)):
+            size = len(data) if not isinstance(data, str) else len(data.encode("utf-8", "replace"))
+            if refused := too_large(size):
+                return refused
             try:
                 obj = orjson.loads(data)
             except orjson.JSONDecodeError as exc:

@@ -60,3 +60,27 @@ class RuleName(StrEnum):
     PLAN_OVERLAP = "PLAN_OVERLAP"
     MANDATE_EXCEEDED = "MANDATE_EXCEEDED"
     AREA_CLUSTER = "AREA_CLUSTER"
+
+
+class RejectReason(StrEnum):
+    """Every reason code the hub puts on a dead letter (``hub.errors.reason``).
+
+    One closed list so that ``hub_events_rejected_total{reason}`` (hub.metrics derives its label
+    set from it) and the dead letters cannot drift apart: a new code is added here first.
+    """
+
+    # stage decode
+    UNDECODABLE = "UNDECODABLE"  # not Avro in a known framing, corrupt body, not JSON
+    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"  # fingerprint / schema id not known
+    INCOMPATIBLE_SCHEMA = "INCOMPATIBLE_SCHEMA"  # writer schema cannot be resolved to ours
+    WRONG_RECORD_TYPE = "WRONG_RECORD_TYPE"  # a valid record, but not a CaseEvent
+    RECORD_TOO_LARGE = "RECORD_TOO_LARGE"  # encoded record over the contract's size bound
+    # stage validate
+    MISSING_FIELD = "MISSING_FIELD"
+    INVALID_FIELD = "INVALID_FIELD"  # incl. implausible occurred_at and over-long fields
+    UNKNOWN_SOURCE = "UNKNOWN_SOURCE"  # source not in our enum (or the Avro reader default)
+    # stage resolve (hub.address)
+    INVALID_ADDRESS = "INVALID_ADDRESS"
+    # stage correlate
+    DUPLICATE_EVENT_ID_CONFLICT = "DUPLICATE_EVENT_ID_CONFLICT"  # same (source, id), other content
+    BAD_INTERNAL_BATCH = "BAD_INTERNAL_BATCH"  # unreadable message on the internal topic

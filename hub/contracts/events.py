@@ -13,7 +13,10 @@ hands the model typed values (aware datetimes, dates, Decimals).
 from __future__ import annotations
 
 import re
-from datetime import date
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -26,6 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from hub.contracts.enums import CaseStatus, CaseType, ContactRole, Source
 
@@ -40,11 +44,78 @@ HUISNUMMER_STR_PATTERN = r"^[1-9][0-9]{0,4}(?:[^0-9].*)?$"
 MAX_HUISNUMMER = 99999
 MAX_AMOUNT_DIGITS = 14
 
+# Size bounds (docs/contracts.md, "Size limits"): every free string and the attributes map is
+# bounded so that one event cannot grow the internal batch, the state or a dead letter without
+# limit. The encoded record as a whole is bounded too (checked at decode, before parsing).
+MAX_ID_LENGTH = 200  # event_id, case_id, source_org
+MAX_HUISNUMMER_TEXT = 32  # "12A-3 bis": a house number as text, before hub.address splits it
+MAX_HUISLETTER = 8
+MAX_TOEVOEGING = 16
+MAX_CONTACT_NAME = 200
+MAX_CONTACT_PHONE = 40
+MAX_CONTACT_EMAIL = 254  # RFC 5321 path limit
+MAX_ATTRIBUTES = 64  # entries
+MAX_ATTRIBUTE_KEY = 64  # characters
+MAX_ATTRIBUTE_VALUE = 2000  # characters
+MAX_RECORD_BYTES = 256 * 1024  # one encoded CaseEvent (Avro or JSON), checked at decode
+
+# Plausibility of occurred_at (defaults of the HUB_OCCURRED_AT_* settings).
+DEFAULT_OCCURRED_AT_FLOOR = datetime(2012, 1, 1, tzinfo=UTC)  # the Huizinge quake
+DEFAULT_OCCURRED_AT_MAX_FUTURE = timedelta(days=1)
+
+#: pydantic error type of an implausible occurred_at (hub.contracts.decode keeps its message).
+IMPLAUSIBLE_TIME = "implausible_time"
+
 _POSTCODE_RE = re.compile(POSTCODE_PATTERN)
 _HUISNUMMER_STR_RE = re.compile(HUISNUMMER_STR_PATTERN, re.DOTALL)
 
 HouseNumberInt = Annotated[int, Field(strict=True, ge=1, le=MAX_HUISNUMMER)]
-HouseNumberStr = Annotated[str, Field(strict=True, pattern=HUISNUMMER_STR_PATTERN)]
+HouseNumberStr = Annotated[
+    str, Field(strict=True, max_length=MAX_HUISNUMMER_TEXT, pattern=HUISNUMMER_STR_PATTERN)
+]
+AttributeKey = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY)]
+AttributeValue = Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE)]
+
+
+@dataclass(frozen=True, slots=True)
+class OccurredAtBounds:
+    """The plausible range of ``occurred_at``: not before ``floor``, not more than ``max_future``
+    ahead of ``clock()`` (epoch seconds; injectable so tests need no real clock)."""
+
+    floor: datetime = DEFAULT_OCCURRED_AT_FLOOR
+    max_future: timedelta = DEFAULT_OCCURRED_AT_MAX_FUTURE
+    clock: Callable[[], float] = time.time
+
+
+_bounds: OccurredAtBounds | None = None
+
+
+def occurred_at_bounds() -> OccurredAtBounds:
+    """The bounds in force: set by :func:`set_occurred_at_bounds`, else from the settings."""
+    global _bounds
+    if _bounds is None:
+        from hub.settings import get_settings
+
+        settings = get_settings()
+        _bounds = OccurredAtBounds(settings.occurred_at_floor, settings.occurred_at_max_future)
+    return _bounds
+
+
+def set_occurred_at_bounds(bounds: OccurredAtBounds | None) -> None:
+    """Use ``bounds`` for every CaseEvent validated in this process (None: back to settings).
+
+    Process-wide like the codec: validation runs inside pydantic, which has no per-call context
+    on the hot path; the ingest stage sets it from its own settings.
+    """
+    global _bounds
+    _bounds = bounds
+
+
+def _describe(delta: timedelta) -> str:
+    """'1 day', '36 hours', '0 hours': the margin as a reader of a dead letter thinks of it."""
+    hours = delta.total_seconds() / 3600
+    number, unit = (hours / 24, "day") if hours >= 24 and hours % 24 == 0 else (hours, "hour")
+    return f"{number:g} {unit}" + ("" if number == 1 else "s")
 
 
 def is_dutch_postcode(value: str) -> bool:
@@ -82,8 +153,8 @@ class Address(BaseModel):
     pand_id: str | None = Field(default=None, pattern=PAND_PATTERN)
     postcode: str | None = Field(default=None, pattern=POSTCODE_PATTERN)
     huisnummer: HouseNumberInt | HouseNumberStr | None = None
-    huisletter: str | None = Field(default=None, max_length=8)
-    huisnummertoevoeging: str | None = Field(default=None, max_length=16)
+    huisletter: str | None = Field(default=None, max_length=MAX_HUISLETTER)
+    huisnummertoevoeging: str | None = Field(default=None, max_length=MAX_TOEVOEGING)
     gemeentecode: str | None = Field(default=None, pattern=GEMEENTECODE_PATTERN)
 
     @model_validator(mode="before")
@@ -117,10 +188,10 @@ class Contact(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=MAX_CONTACT_NAME)
     role: ContactRole | None = None
-    phone: str | None = Field(default=None, max_length=40)
-    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=MAX_CONTACT_PHONE)
+    email: str | None = Field(default=None, max_length=MAX_CONTACT_EMAIL)
 
     @model_validator(mode="before")
     @classmethod
@@ -133,10 +204,10 @@ class CaseEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    event_id: str = Field(min_length=1, max_length=200)
+    event_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     source: Source
-    source_org: str | None = Field(default=None, max_length=200)
-    case_id: str = Field(min_length=1, max_length=200)
+    source_org: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+    case_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     case_type: CaseType
     status: CaseStatus
     occurred_at: AwareDatetime  # an offset is required: "2024-05-01T10:00:00+02:00"
@@ -147,7 +218,9 @@ class CaseEvent(BaseModel):
     amount_eur: Decimal | None = Field(
         default=None, ge=0, max_digits=MAX_AMOUNT_DIGITS, decimal_places=2
     )
-    attributes: dict[str, str] = Field(default_factory=dict)
+    attributes: dict[AttributeKey, AttributeValue] = Field(
+        default_factory=dict, max_length=MAX_ATTRIBUTES
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -159,6 +232,25 @@ class CaseEvent(BaseModel):
     def _known_source(cls, value: Source) -> Source:
         if value is Source.UNKNOWN:
             raise ValueError("UNKNOWN is a reader default, not a valid source to publish")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime) -> datetime:
+        """Refuse typos such as 2204: a far-future event would outrank every correction."""
+        bounds = _bounds or occurred_at_bounds()
+        if value < bounds.floor:
+            raise PydanticCustomError(
+                IMPLAUSIBLE_TIME,
+                "is before {floor}, the earliest plausible occurred_at",
+                {"floor": bounds.floor.isoformat().replace("+00:00", "Z")},
+            )
+        if value.timestamp() > bounds.clock() + bounds.max_future.total_seconds():
+            raise PydanticCustomError(
+                IMPLAUSIBLE_TIME,
+                "is more than {margin} in the future",
+                {"margin": _describe(bounds.max_future)},
+            )
         return value
 
     @field_validator("planned_end")

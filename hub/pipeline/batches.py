@@ -12,9 +12,10 @@ The format is internal and versioned: ``{"v": 1, "events": [NormalisedEvent as o
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import orjson
 
@@ -22,6 +23,13 @@ from hub.contracts.normalised import NormalisedEvent
 
 FORMAT_VERSION = 1
 MAX_EVENTS_PER_MESSAGE = 2000
+#: Byte bound of one batch message: half the ``normalised`` topic's max.message.bytes (8 MiB,
+#: hub.pipeline.topics), leaving room for record overhead and a later, larger event format.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+_HEAD = b'{"v":%d,"events":[' % FORMAT_VERSION
+_TAIL = b"]}"
+
+log = logging.getLogger(__name__)
 
 
 class BatchFormatError(ValueError):
@@ -41,12 +49,40 @@ def group_by_partition(
     return grouped
 
 
-def encode_batches(events: list[NormalisedEvent]) -> Iterator[bytes]:
-    """Split one partition's events into messages of at most MAX_EVENTS_PER_MESSAGE."""
-    for start in range(0, len(events), MAX_EVENTS_PER_MESSAGE):
-        yield orjson.dumps(
-            {"v": FORMAT_VERSION, "events": events[start : start + MAX_EVENTS_PER_MESSAGE]}
-        )
+def encode_batches(
+    events: list[NormalisedEvent],
+    max_bytes: int = MAX_BATCH_BYTES,
+    max_events: int = MAX_EVENTS_PER_MESSAGE,
+    on_oversized: Callable[[NormalisedEvent, int], None] | None = None,
+) -> Iterator[bytes]:
+    """Split one partition's events into messages of at most ``max_events`` events and
+    ``max_bytes`` bytes, in order.
+
+    Bytes, not only a count: an event's size depends on its free text (JSON escaping can grow
+    it several times), and a message over the topic's ``max.message.bytes`` fails every retry of
+    the batch. An event that cannot fit a message even alone is left out and handed to
+    ``on_oversized(event, size)`` (the ingest stage dead-letters it); this never raises. The
+    bytes are exactly ``orjson.dumps({"v": 1, "events": [...]})``.
+    """
+    room = max_bytes - len(_HEAD) - len(_TAIL)
+    parts: list[bytes] = []
+    size = 0
+    for event in events:
+        encoded = orjson.dumps(event)
+        if len(encoded) > room:
+            if on_oversized is not None:
+                on_oversized(event, len(encoded))
+            else:
+                log.error("left out a normalised event of %d bytes: over %d", len(encoded), room)
+            continue
+        # a comma between events; flush first when this event would overflow the message
+        if parts and (len(parts) >= max_events or size + 1 + len(encoded) > room):
+            yield _HEAD + b",".join(parts) + _TAIL
+            parts, size = [], 0
+        size += len(encoded) + (1 if parts else 0)
+        parts.append(encoded)
+    if parts:
+        yield _HEAD + b",".join(parts) + _TAIL
 
 
 def decode_batch(raw: bytes) -> list[NormalisedEvent]:

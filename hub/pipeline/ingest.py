@@ -40,11 +40,17 @@ from hub import metrics
 from hub.address.normalise import AddressError
 from hub.address.register import fact_key
 from hub.address.resolve import Ingestor, IngestResult
-from hub.contracts.deadletter import dead_letter_headers
-from hub.contracts.decode import Rejection, decode_case_event, parse_case_event_json
-from hub.contracts.events import CaseEvent
+from hub.contracts.deadletter import (
+    Headers,
+    dead_letter_headers,
+    dead_letter_payload,
+    truncation_headers,
+)
+from hub.contracts.decode import Rejection, Stage, decode_case_event, parse_case_event_json
+from hub.contracts.enums import RejectReason
+from hub.contracts.events import CaseEvent, OccurredAtBounds, set_occurred_at_bounds
 from hub.contracts.normalised import NormalisedEvent
-from hub.pipeline.batches import encode_batches, group_by_partition
+from hub.pipeline.batches import MAX_BATCH_BYTES, encode_batches, group_by_partition
 from hub.pipeline.clients import consumer_config
 from hub.pipeline.state import DeliveryFailed
 from hub.pipeline.topics import Topics
@@ -93,11 +99,23 @@ def decode_inbound(raw: bytes) -> CaseEvent | Rejection:
 def address_rejection(error: AddressError) -> Rejection:
     """An address that cannot be Dutch, in the same shape as the contract's rejections."""
     return Rejection(
-        reason_code="INVALID_ADDRESS",
+        reason_code=RejectReason.INVALID_ADDRESS,
         field=error.field,
         message=str(error),
-        stage="resolve",
+        stage=Stage.RESOLVE,
         exception_class="hub.address.normalise.AddressError",
+    )
+
+
+def oversized_rejection(size: int, limit: int) -> Rejection:
+    """A normalised event too large for one internal batch message (cannot happen within the
+    contract's bounds; if it ever does, the event is dead-lettered instead of failing the batch)."""
+    return Rejection(
+        reason_code=RejectReason.RECORD_TOO_LARGE,
+        field=None,
+        message=f"normalised event: {size} bytes, more than one batch message holds ({limit})",
+        stage=Stage.BATCH,
+        exception_class="hub.pipeline.batches.EventTooLarge",
     )
 
 
@@ -110,6 +128,7 @@ class IngestStage:
         max_batch: int = 5000,
         clock: Callable[[], float] = time.time,
         metrics_sink: Any = metrics,
+        batch_max_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self.settings = settings
         self.topics = Topics.from_settings(settings)
@@ -121,6 +140,14 @@ class IngestStage:
         self.stats = IngestStats()
         self.ready = threading.Event()
         self._errors: list[str] = []
+        self.batch_max_bytes = batch_max_bytes
+        # occurred_at plausibility from these settings and this clock (process-wide: validation
+        # runs inside pydantic, see hub.contracts.events.set_occurred_at_bounds)
+        set_occurred_at_bounds(
+            OccurredAtBounds(settings.occurred_at_floor, settings.occurred_at_max_future, clock)
+        )
+        # every producer-error series at 0 from the start, so dashboards and rate() see them
+        self.metrics.init_producer_errors(self.topics.specs(1))
 
     # -- lifecycle ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -263,6 +290,7 @@ class IngestStage:
         """Decode, validate, resolve and forward one consumed batch (no commit here)."""
         now_ms = int(self.clock() * 1000)
         normalised: list[NormalisedEvent] = []
+        origins: dict[str, Message] = {}  # event_id -> its message, to dead-letter an oversize
         received: Counter[tuple[str, str]] = Counter()
         rejected: Counter[str] = Counter()
         parked = 0
@@ -286,6 +314,7 @@ class IngestStage:
                 self._dead_letter(msg, rejection)
                 continue
             normalised.extend(result.normalised)
+            origins[decoded.event_id] = msg
             if result.released:
                 normalised.extend(result.released)
                 released += len(result.released)
@@ -301,7 +330,7 @@ class IngestStage:
             if decoded.address.pand_id and result.normalised:
                 self._publish_building_case(decoded.address.pand_id, result.normalised[0])
             self._publish_learned(result)
-        self._emit_normalised(normalised)
+        self._emit_normalised(normalised, origins)
         accepted = sum(received.values())
         self.stats.received += len(messages)
         self.stats.accepted += accepted
@@ -318,12 +347,32 @@ class IngestStage:
             self.metrics.record_released(released)
         self.metrics.observe_batch(STAGE, len(messages))
 
-    def _emit_normalised(self, events: list[NormalisedEvent]) -> None:
+    def _emit_normalised(
+        self, events: list[NormalisedEvent], origins: dict[str, Message] | None = None
+    ) -> None:
         if not events:
             return
         self.stats.normalised += len(events)
+        refused: set[str] = set()
+
+        def oversized(event: NormalisedEvent, size: int) -> None:
+            """Dead-letter the event's original message (once) instead of failing the batch."""
+            if event.event_id in refused:
+                return
+            refused.add(event.event_id)
+            rejection = oversized_rejection(size, self.batch_max_bytes)
+            self.stats.rejected[rejection.reason_code] += 1
+            self.metrics.record_rejected({rejection.reason_code: 1})
+            msg = (origins or {}).get(event.event_id)
+            if msg is not None:
+                self._dead_letter(msg, rejection)
+            else:  # released from parking: no consumed message in this batch
+                value, truncated = dead_letter_payload(orjson.dumps(event))
+                headers = dead_letter_headers(rejection, topic=None, partition=None, offset=None)
+                self._produce_dead_letter(event.event_id.encode(), value, headers + truncated)
+
         for partition, group in group_by_partition(events, self.settings.partitions).items():
-            for payload in encode_batches(group):
+            for payload in encode_batches(group, self.batch_max_bytes, on_oversized=oversized):
                 self.stats.batches += 1
                 self.producer.produce(
                     self.topics.normalised,
@@ -360,20 +409,42 @@ class IngestStage:
             )
 
     def _dead_letter(self, msg: Message, rejection: Rejection) -> None:
+        """Original key, value (cut to MAX_DEAD_LETTER_PAYLOAD, marked so) and error headers.
+
+        ``hub.errors.stage`` is the rejection's own stage (decode, validate, resolve, batch),
+        and the topic/partition/offset headers point at the original message.
+        """
+        value, truncated = dead_letter_payload(msg.value())
         headers = dead_letter_headers(
-            rejection,
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            stage=STAGE,
+            rejection, topic=msg.topic(), partition=msg.partition(), offset=msg.offset()
         )
-        self.producer.produce(
-            self.topics.dead_letter,
-            key=msg.key(),
-            value=msg.value(),
-            headers=headers,
-            on_delivery=self._on_delivery,
-        )
+        self._produce_dead_letter(msg.key(), value, headers + truncated)
+
+    def _produce_dead_letter(
+        self, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> None:
+        """Produce a dead letter; one the producer refuses as too large (a huge key) goes
+        without key and value, its headers still pointing at the original: never fails."""
+        try:
+            self.producer.produce(
+                self.topics.dead_letter,
+                key=key,
+                value=value,
+                headers=headers,
+                on_delivery=self._on_delivery,
+            )
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                raise
+            size = len(value or b"") + len(key or b"")
+            kept = [h for h in headers if not h[0].startswith("hub.errors.payload.")]
+            self.producer.produce(
+                self.topics.dead_letter,
+                key=None,
+                value=None,
+                headers=kept + truncation_headers(size),
+                on_delivery=self._on_delivery,
+            )
 
     # -- delivery ----------------------------------------------------------------------
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:

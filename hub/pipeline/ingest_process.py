@@ -38,6 +38,7 @@ FORWARDED = frozenset(
         "record_parked",
         "observe_batch",
         "record_producer_error",
+        "init_producer_errors",
     }
 )
 
@@ -75,6 +76,9 @@ class ForwardingMetrics:
 
     def record_producer_error(self, topic: str, error: str = metrics.OTHER, n: int = 1) -> None:
         self._send("record_producer_error", topic, error, n)
+
+    def init_producer_errors(self, topics: Any) -> None:
+        self._send("init_producer_errors", list(topics))
 
 
 def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> None:

@@ -23,6 +23,17 @@ from dataclasses import dataclass
 
 from hub.settings import Settings
 
+#: Size limits (``max.message.bytes``, the broker's bound on one record batch), D1/D2:
+#: - inbound ``case-events``: 1 MiB. One CaseEvent is at most 256 KiB encoded (the contract's
+#:   bound, checked at decode), so this leaves room for batching; anything larger is refused by
+#:   the broker at the producer, anything between 256 KiB and 1 MiB is dead-lettered.
+#: - ``dead-letter``: 2 MiB, more than the largest dead letter the hub produces: the original
+#:   key (with the value within the inbound 1 MiB), a value cut to 256 KiB and bounded headers.
+#: - ``normalised``: 8 MiB; the ingest stage splits batches at 4 MiB (hub.pipeline.batches).
+INBOUND_MAX_MESSAGE_BYTES = 1024 * 1024
+DEAD_LETTER_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+NORMALISED_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
 COMPACTED = {
     "cleanup.policy": "compact",
     "min.cleanable.dirty.ratio": "0.1",
@@ -65,13 +76,22 @@ class Topics:
         """Topic name → (partitions, config). Global state topics get one partition."""
         plain: dict[str, str] = {}
         return {
-            self.case_events: (partitions, plain),
-            self.normalised: (partitions, {"max.message.bytes": "8388608"}),
+            self.case_events: (
+                partitions,
+                {"max.message.bytes": str(INBOUND_MAX_MESSAGE_BYTES)},
+            ),
+            self.normalised: (
+                partitions,
+                {"max.message.bytes": str(NORMALISED_MAX_MESSAGE_BYTES)},
+            ),
             self.dossiers: (partitions, COMPACTED),
             self.contact_routing: (partitions, plain),
             self.signals: (partitions, plain),
             self.area_updates: (partitions, plain),
-            self.dead_letter: (partitions, plain),
+            self.dead_letter: (
+                partitions,
+                {"max.message.bytes": str(DEAD_LETTER_MAX_MESSAGE_BYTES)},
+            ),
             self.parked: (1, COMPACTED),
             self.address_register: (1, COMPACTED),
             self.building_cases: (1, COMPACTED),
