@@ -52,6 +52,7 @@ class Readiness:
         self._consuming = False
         self._stall_after_s = stall_after_s
         self._last_poll = time.monotonic()
+        self._blockers: dict[str, str] = {}
 
     def set_assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
         """New assignment: tables must recover the new partitions again."""
@@ -74,6 +75,18 @@ class Readiness:
             self._consuming = consuming
             self._last_poll = time.monotonic()
 
+    def set_blocker(self, name: str, reason: str | None) -> None:
+        """Not ready while ``name`` cannot make progress (``reason``); ``None`` clears it.
+
+        E.g. a processing step retrying the same batch, the broker away, the ingest child
+        restarting, a source topic with partitions nobody in the group owns.
+        """
+        with self._lock:
+            if reason is None:
+                self._blockers.pop(name, None)
+            else:
+                self._blockers[name] = reason
+
     def heartbeat(self) -> None:
         """Note that the consume loop polled just now."""
         self._last_poll = time.monotonic()
@@ -86,6 +99,8 @@ class Readiness:
         with self._lock:
             if not self._consuming:
                 return False, "not consuming yet"
+            if self._blockers:
+                return False, "; ".join(self._blockers[k] for k in sorted(self._blockers))
             pending = sorted(t for t, done in self._recovered.items() if not done)
             if pending:
                 return False, f"recovering tables: {', '.join(pending)}"

@@ -539,3 +539,35 @@ def start_metrics_server(
 
 
 _init_label_sets()
+
+
+# -- processing faults: retries of the same batch, ingest child restarts ---------------------
+#: Exception kinds a processing retry is counted under (anything else is ``OTHER``).
+RETRY_ERRORS: frozenset[str] = frozenset(
+    {"DeliveryFailed", "KafkaException", "BufferError", "InjectedFault", OTHER}
+)
+PROCESSING_RETRIES = Counter(
+    "hub_processing_retries",
+    "Times a stage retried the same batch after an error (its input offset did not advance).",
+    ["stage", "error"],
+    registry=REGISTRY,
+)
+INGEST_RESTARTS = Counter(
+    "hub_ingest_restarts",
+    "Times the worker restarted its ingest child process after it exited unasked.",
+    registry=REGISTRY,
+)
+for _stage in STAGES:
+    for _error in RETRY_ERRORS:
+        PROCESSING_RETRIES.labels(_stage, _error)
+
+
+def record_processing_retry(stage: str, error: str) -> None:
+    """Count one retry of ``stage``'s current batch after an exception of kind ``error``."""
+    _child(
+        PROCESSING_RETRIES, (safe_label(stage, STAGES), safe_label(error, RETRY_ERRORS))
+    ).inc()
+
+
+def record_ingest_restart() -> None:
+    INGEST_RESTARTS.inc()

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
         ge=timedelta(0),
         description="how far occurred_at may lie ahead of the hub's clock (seconds or ISO 8601)",
     )
+    # test-only fault hook: the correlate step raises on its first N calls (fault suite)
+    fault_correlate_errors: int = Field(default=0, ge=0)
 
     # local broker (hub kafka start)
     kafka_home: Path = Field(default=PROJECT_ROOT / ".local" / "kafka")

@@ -453,7 +453,18 @@ class IngestStage:
             self._errors.append(f"{msg.topic()}: {err.str()}")
 
     def _flush(self) -> None:
-        remaining = self.producer.flush(60)
-        if remaining or self._errors:
+        """Wait until every record is acknowledged or failed, however long the broker is away.
+
+        A failed record raises :class:`DeliveryFailed`: the batch is not committed, the child
+        exits and the worker restarts it, so the batch is read again (nothing skipped).
+        """
+        waiting = False
+        while remaining := self.producer.flush(5.0):
+            if not waiting:
+                log.warning("ingest: %d record(s) waiting for the broker", remaining)
+                waiting = True
+        if waiting:
+            log.warning("ingest: broker reachable again, records acknowledged")
+        if self._errors:
             errors, self._errors = self._errors[:5], []
-            raise DeliveryFailed(f"{remaining} record(s) unacknowledged; errors: {errors}")
+            raise DeliveryFailed(f"records not delivered: {errors}")

@@ -6,7 +6,9 @@ process (``multiprocessing`` spawn). The child:
 
 - sends its metrics to the parent as batch-level calls of the :mod:`hub.metrics` helpers (a
   queue drained by a parent thread), so one ``/metrics`` endpoint shows the whole worker;
-- reports readiness and failure through the process state (an Event, its exit code);
+- reports readiness and failure through the process state (an Event, its exit code); a child
+  that exits unasked (broker away too long, a failed delivery) is restarted by the worker with
+  back-off and resumes from its last committed offsets;
 - stops when told to, and also when its parent disappears (a SIGKILLed worker must not leave an
   orphan consuming in its consumer group).
 """
@@ -115,23 +117,44 @@ class IngestProcess:
     """Parent-side handle: start, readiness, liveness, stop; applies forwarded metrics."""
 
     def __init__(self, settings: Settings) -> None:
-        ctx = mp.get_context("spawn")
-        self._ready = ctx.Event()  # set by the child once, only ever read here: never blocks
-        self._channel = ctx.Queue(maxsize=10_000)
-        self._process = ctx.Process(
-            target=_child_main,
-            name="hub-ingest",
-            daemon=True,
-            args=(settings.model_dump_json(), self._ready, self._channel, os.getpid()),
-        )
+        self._settings_json = settings.model_dump_json()
+        self._ctx = mp.get_context("spawn")
+        self._channel = self._ctx.Queue(maxsize=10_000)
         self._pump = threading.Thread(
             target=self._apply_metrics, name="hub-ingest-metrics", daemon=True
         )
         self._stopping = False
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self._ready = self._ctx.Event()  # set by the child once, only ever read here
+        self._process = self._ctx.Process(
+            target=_child_main,
+            name="hub-ingest",
+            daemon=True,
+            args=(self._settings_json, self._ready, self._channel, os.getpid()),
+        )
 
     def start(self) -> None:
         self._process.start()
-        self._pump.start()
+        if not self._pump.is_alive():
+            self._pump.start()
+
+    def restart(self) -> None:
+        """Start a new child after the last one exited: it resumes from the committed offsets.
+
+        The child commits inbound offsets only after everything a batch produced was
+        acknowledged, so whatever the old child had not committed is read again.
+        """
+        if self._process.is_alive():
+            return
+        self._process.join(1)
+        self._spawn()
+        self.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
 
     @property
     def ready(self) -> bool:
@@ -158,7 +181,7 @@ class IngestProcess:
             try:
                 name, args = self._channel.get(timeout=1.0)
             except queue.Empty:
-                if not self._process.is_alive() and self._process.exitcode is not None:
+                if self._stopping and not self._process.is_alive():
                     return
                 continue
             except (EOFError, OSError):

@@ -48,3 +48,61 @@ def pipeline_lag(settings: Settings) -> int:
     ingest = group_lag(settings, f"{settings.app_id}-ingest", [topics.case_events])
     agents = group_lag(settings, settings.app_id, [topics.normalised, topics.area_updates])
     return sum(ingest.values()) + sum(agents.values())
+
+
+class GroupWatch:
+    """Group-wide view of the agents' source topics, refreshed in a thread every few seconds.
+
+    A worker knows only its own assignment. To be ready it must also know that *every* partition
+    of every agent's source topic is owned by some member of the group (a topic missing at
+    subscription time, for instance, is owned by nobody for minutes). And the lag of a partition
+    nobody owns must still be exported, or the lag alert cannot fire: each worker exports the
+    committed-offset lag of such orphan partitions (the same value from every worker, so
+    dashboards and alerts take ``max``), and the precise lag of its own partitions elsewhere.
+    """
+
+    def __init__(self, settings: Settings, topics: list[str], every_s: float = 5.0) -> None:
+        import threading
+
+        self.settings = settings
+        self.topics = topics
+        self.every_s = every_s
+        self.orphans: frozenset[tuple[str, int]] | None = None  # None: not known yet
+        self.lags: dict[tuple[str, int], int] = {}  # committed-offset lag, every partition
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hub-group-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.refresh()
+                self.error = None
+            except Exception as exc:  # broker away: keep the last view, say why
+                self.error = type(exc).__name__
+            if self._stop.wait(self.every_s):
+                return
+
+    def refresh(self) -> None:
+        owned = group_assignment(self.settings, self.settings.app_id)
+        lags = group_lag(self.settings, self.settings.app_id, self.topics)
+        self.lags = lags
+        self.orphans = frozenset(tp for tp in lags if tp not in owned)
+
+
+def group_assignment(settings: Settings, group: str) -> set[tuple[str, int]]:
+    """(topic, partition) pairs assigned to some member of ``group`` right now."""
+    admin = AdminClient({"bootstrap.servers": settings.broker})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    owned: set[tuple[str, int]] = set()
+    for member in description.members:
+        assignment = member.assignment
+        if assignment is not None:
+            owned.update((tp.topic, tp.partition) for tp in assignment.topic_partitions)
+    return owned

@@ -38,23 +38,28 @@ from hub.pipeline.correlate import (
     transition_record,
 )
 from hub.pipeline.ingest_process import IngestProcess
-from hub.pipeline.state import BatchedTableWriter
-from hub.pipeline.topics import Topics, ensure_topics
+from hub.pipeline.lag import GroupWatch
+from hub.pipeline.retry import FaultHook, StepRetry
+from hub.pipeline.state import BatchedTableWriter, DeliveryFailed
+from hub.pipeline.topics import (
+    AREA_TABLE,
+    CHANGELOG_CONFIG,
+    DOSSIER_TABLE,
+    Topics,
+    ensure_topics,
+)
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DOSSIER_TABLE = "dossiers"
 # Faust's RocksDB defaults (3 x 64 MiB write buffers and a 2 GiB block cache per partition
 # database, 2 tables x N partitions of them) let memory grow past 1 GB at 250k addresses. Dossiers
 # are small and read once per batch: modest buffers and a small shared-nothing cache suffice.
-CHANGELOG_CONFIG = {"segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"}
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 8 * 1024 * 1024,
     "max_write_buffer_number": 2,
     "block_cache_size": 32 * 1024 * 1024,
 }
-AREA_TABLE = "areas"
 
 
 @dataclass
@@ -85,9 +90,43 @@ class HubRuntime:
         self.stats = CorrelateStats()
         self.readiness = Readiness(tables=(DOSSIER_TABLE, AREA_TABLE), stall_after_s=120)
         self.app = self._build_app()
-        self.dossier_writer = BatchedTableWriter(self.dossiers, self._producer())
-        self.area_writer = BatchedTableWriter(self.areas, self._producer())
+        self.dossier_writer = BatchedTableWriter(
+            self.dossiers, self._producer(), on_stall=self._broker_stall("correlate")
+        )
+        self.area_writer = BatchedTableWriter(
+            self.areas, self._producer(), on_stall=self._broker_stall("area")
+        )
+        self.correlate_retry = StepRetry("correlate", self.readiness, on_retry=self._on_retry)
+        self.area_retry = StepRetry("area", self.readiness, on_retry=self._on_retry)
+        self.fault = FaultHook(settings.fault_correlate_errors)
+        self.group_watch = GroupWatch(settings, [self.topics.normalised, self.topics.area_updates])
+        self._lag_exported: set[tuple[str, int]] = set()
         self.ingest = IngestProcess(settings) if with_ingest else None
+        self._ingest_restart_at: float | None = None
+        self._ingest_restarts = 0
+        self._ingest_started_ok = time.monotonic()
+
+    def _broker_stall(self, stage: str) -> Any:
+        def note(reason: str | None) -> None:
+            name = f"{stage}-broker"
+            self.readiness.set_blocker(name, f"{stage}: {reason}" if reason else None)
+            if reason:
+                log.warning("%s: %s; waiting (nothing is skipped)", stage, reason)
+            else:
+                log.warning("%s: broker reachable again, records acknowledged", stage)
+
+        return note
+
+    async def _on_retry(self, exc: BaseException) -> None:
+        """Before a retry: a failed delivery may be a deleted output topic, so recreate missing."""
+        if isinstance(exc, DeliveryFailed):
+            try:
+                created = await asyncio.to_thread(ensure_topics, self.settings, 10.0)
+            except Exception as err:  # broker away: the next retry tries again
+                log.warning("could not check topics before retry: %s", type(err).__name__)
+                return
+            if created:
+                log.warning("recreated missing topics: %s", ", ".join(created))
 
     def _producer(self) -> Producer:
         return Producer(producer_config(self.settings, **{"linger.ms": 2}))
@@ -157,23 +196,46 @@ class HubRuntime:
             """Runs the ingest stage in its child process for the worker's lifetime."""
 
             async def on_start(self) -> None:
-                await asyncio.to_thread(ensure_topics, runtime.settings)
+                # topics exist already: run_worker creates them before Faust subscribes
+                runtime.group_watch.start()
                 if runtime.ingest is not None:
                     runtime.ingest.start()
 
             async def on_stop(self) -> None:
+                runtime.group_watch.stop()
                 if runtime.ingest is not None:
                     await asyncio.to_thread(runtime.ingest.stop)
 
         return IngestService
 
-    async def _watch(self) -> None:
-        """Once a second: readiness, recovery metrics, and crash on a failed ingest stage."""
-        failed = self.ingest.failed if self.ingest is not None else None
-        if failed is not None:
-            log.error("stopping worker: ingest process exited with code %s", failed)
-            await self.app.crash(RuntimeError(f"ingest process exited with code {failed}"))
+    def _supervise_ingest(self) -> None:
+        """Restart an ingest child that exited unasked, with back-off; not ready meanwhile."""
+        ingest = self.ingest
+        if ingest is None:
             return
+        failed = ingest.failed
+        now = time.monotonic()
+        if failed is not None:
+            if self._ingest_restart_at is None:
+                delay = min(30.0, 2.0**self._ingest_restarts)
+                self._ingest_restart_at = now + delay
+                log.error("ingest process exited with code %s; restarting in %.0f s", failed, delay)
+                self.readiness.set_blocker("ingest", f"ingest process restarting (exit {failed})")
+            elif now >= self._ingest_restart_at:
+                self._ingest_restart_at = None
+                self._ingest_restarts += 1
+                metrics.record_ingest_restart()
+                ingest.restart()
+        elif ingest.ready:
+            self.readiness.set_blocker("ingest", None)
+            if self._ingest_restarts and now - self._ingest_started_ok > 300:
+                self._ingest_restarts = 0  # healthy for 5 minutes: back-off starts over
+        else:
+            self._ingest_started_ok = now
+
+    async def _watch(self) -> None:
+        """Once a second: readiness, recovery metrics, lag, and the ingest child's supervision."""
+        self._supervise_ingest()
         recovery = self.app.tables.recovery
         done = recovery.completed.is_set() and not self.app.rebalancing
         progress = 1.0 if done else _recovery_progress(recovery)
@@ -182,25 +244,55 @@ class HubRuntime:
         ingest_ready = self.ingest is None or self.ingest.ready
         self.readiness.set_consuming(done and ingest_ready)
         self.readiness.heartbeat()
+        self._watch_assignment_and_lag()
+
+    def _watch_assignment_and_lag(self) -> None:
+        """Readiness needs every source partition owned in the group; lag for all of them.
+
+        This worker's own partitions get the precise lag (read offset vs high watermark);
+        partitions nobody owns get the committed-offset lag from :class:`GroupWatch`, so the
+        lag series exist from the first seconds and the lag alert can fire.
+        """
+        group = self.group_watch
+        if group.orphans is None:
+            self.readiness.set_blocker("assignment", "group assignment not known yet")
+        elif group.orphans:
+            self.readiness.set_blocker(
+                "assignment", f"{len(group.orphans)} source partition(s) owned by no worker"
+            )
+        else:
+            self.readiness.set_blocker("assignment", None)
+        sources = (self.topics.normalised, self.topics.area_updates)
         consumer = self.app.consumer
         assignment = consumer.assignment()
         lags: dict[tuple[str, int], int] = {}
         for tp in assignment:
-            if tp.topic not in (self.topics.normalised, self.topics.area_updates):
+            if tp.topic not in sources:
                 continue
             read = consumer._read_offset.get(tp)
             high = consumer.highwater(tp)
-            if high is not None:
-                lags[(tp.topic, tp.partition)] = high - (read + 1 if read is not None else 0)
+            key = (tp.topic, tp.partition)
+            if read is not None and high is not None:
+                lags[key] = high - (read + 1)
+            elif key in group.lags:
+                lags[key] = group.lags[key]
+        for key in group.orphans or ():
+            lags.setdefault(key, group.lags.get(key, 0))
         metrics.set_consumer_lags(lags)
+        gone = self._lag_exported - set(lags)
+        if gone:
+            metrics.clear_consumer_lag(gone)
+        self._lag_exported = set(lags)
         assigned = {(tp.topic, tp.partition) for tp in assignment}
         if assigned != set(self.readiness.assigned):
-            gone = set(self.readiness.assigned) - assigned
-            metrics.clear_consumer_lag(gone)
             self.readiness.set_assigned(assigned)
 
     # -- correlate -----------------------------------------------------------------------
     async def process_normalised_many(self, messages: list[tuple[int, bytes]]) -> None:
+        """Correlate ``messages``, retrying the same messages until it succeeds (see retry)."""
+        await self.correlate_retry.run(lambda: self._correlate_once(messages))
+
+    async def _correlate_once(self, messages: list[tuple[int, bytes]]) -> None:
         """Several ``normalised`` messages (each partition's in offset order), one flush.
 
         Each message is correlated exactly as if it were processed alone: a key's state is
@@ -248,6 +340,7 @@ class HubRuntime:
                 )
             overlay.update(outcome.writes)
             outcomes.append(outcome)
+        self.fault.check()  # test-only: fails here, with outputs produced and nothing persisted
         await writer.persist(pending)
         for outcome in outcomes:
             self._account(
@@ -288,12 +381,31 @@ class HubRuntime:
 
     # -- areas ---------------------------------------------------------------------------
     async def process_area_updates(self, updates: list[tuple[int, bytes]]) -> None:
+        """Fold area updates, retrying the same updates until it succeeds (see retry)."""
+        await self.area_retry.run(lambda: self._areas_once(updates))
+
+    async def _areas_once(self, updates: list[tuple[int, bytes]]) -> None:
         """Fold area updates (area key, JSON) into the areas table; emit AREA_CLUSTER."""
         transitions: list[Transition] = []
         firing: Counter[tuple[str, str]] = Counter()
         by_partition: dict[int, dict[str, list[AreaUpdate]]] = {}
         for partition, raw in updates:
-            update = AreaUpdate.from_record(orjson.loads(raw))
+            try:
+                update = AreaUpdate.from_record(orjson.loads(raw))
+            except (ValueError, TypeError, KeyError) as exc:
+                log.error(
+                    "unreadable area update on partition %d: %s", partition, type(exc).__name__
+                )
+                self.area_writer.produce(
+                    self.topics.dead_letter,
+                    b"area-update",
+                    raw,
+                    headers=[
+                        ("hub.errors.reason", b"BAD_INTERNAL_BATCH"),
+                        ("hub.errors.stage", b"area"),
+                    ],
+                )
+                continue
             by_partition.setdefault(partition, {}).setdefault(update.area, []).append(update)
         writes: dict[int, dict[bytes, bytes]] = {}
         for partition, per_area in by_partition.items():

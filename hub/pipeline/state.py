@@ -5,7 +5,15 @@ hot path's ceiling. :class:`BatchedTableWriter` does the same thing in bulk: the
 records are produced with confluent-kafka to the table's own changelog topic and partition
 (together with the batch's output records), the producer is flushed so every record is
 acknowledged, and only then are the values and the changelog offset written to the partition's
-RocksDB in one WriteBatch. A crash before the RocksDB write leaves the persisted offset behind, so
+RocksDB in one WriteBatch.
+
+Order matters across a crash: the batch's output records are flushed (acknowledged) *before* its
+changelog records are produced. Were the changelog ahead of the outputs, a crash between the two
+would let recovery restore the new state while the outputs were never written; the replayed batch
+would then find nothing changed and emit nothing (lost transitions, version gaps). With outputs
+first, a crash at any point leaves either the old state (the replay re-derives and re-emits the
+same records: exact (fingerprint, version) repeats) or the new state with every output already on
+the broker. A crash before the RocksDB write leaves the persisted offset behind, so
 Faust's recovery replays the changelog into RocksDB; the input offset is committed by Faust only
 after the agent's iteration returns, so at worst the batch is read again (and the engine ignores
 what it already applied). One writer per agent: producers and offsets are not shared.
@@ -14,6 +22,7 @@ what it already applied). One writer per agent: producers and offsets are not sh
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -28,9 +37,17 @@ class DeliveryFailed(RuntimeError):
 
 
 class BatchedTableWriter:
-    def __init__(self, table: faust.Table, producer: Producer) -> None:
+    def __init__(
+        self,
+        table: faust.Table,
+        producer: Producer,
+        on_stall: Callable[[str | None], None] | None = None,
+        stall_after_s: float = 5.0,
+    ) -> None:
         self.table = table
         self.producer = producer
+        self.on_stall = on_stall  # told while records wait for an unreachable broker
+        self.stall_after_s = stall_after_s
         self._errors: list[str] = []
         self._offsets: dict[int, int] = {}
 
@@ -45,7 +62,8 @@ class BatchedTableWriter:
         self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **kwargs)
 
     async def persist(self, writes: dict[int, dict[bytes, bytes]]) -> None:
-        """Changelog (and pending outputs) acknowledged first, then RocksDB in one batch."""
+        """Outputs acknowledged, then the changelog acknowledged, then RocksDB in one batch."""
+        await self.flush()
         changelog = self.table.changelog_topic.get_topic_name()
         self._offsets.clear()
         for partition, items in writes.items():
@@ -70,10 +88,25 @@ class BatchedTableWriter:
             self.db(partition).write(batch)
 
     async def flush(self) -> None:
-        remaining = await asyncio.to_thread(self.producer.flush, 60)
-        if remaining or self._errors:
+        """Wait until every queued record is acknowledged or failed, however long that takes.
+
+        While the broker is away librdkafka keeps retrying (up to ``message.timeout.ms``); giving
+        up earlier would leave records queued that a retry of the batch produces a second time.
+        A record that failed raises :class:`DeliveryFailed` once the queue is empty.
+        """
+        stalled = False
+        while True:
+            remaining = await asyncio.to_thread(self.producer.flush, self.stall_after_s)
+            if not remaining:
+                break
+            if not stalled and self.on_stall is not None:
+                self.on_stall(f"{remaining} record(s) waiting for the broker")
+            stalled = True
+        if stalled and self.on_stall is not None:
+            self.on_stall(None)
+        if self._errors:
             errors, self._errors = self._errors[:5], []
-            raise DeliveryFailed(f"{remaining} record(s) unacknowledged; errors: {errors}")
+            raise DeliveryFailed(f"records not delivered: {errors}")
 
     def _on_changelog(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:

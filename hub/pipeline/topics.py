@@ -15,13 +15,26 @@
 | ``notifications`` | kanaal | VNG Notificaties JSON | inbound notifications (callback) |
 
 All names carry ``settings.topic_prefix`` (default ``hub.``).
+
+Faust's own topics (the tables' changelogs ``<app_id>-dossiers-changelog`` and
+``<app_id>-areas-changelog``, and the assignor's ``<app_id>-__assignor-__leader``) are created
+here too, before any consumer subscribes: a consumer that subscribes to a topic that does not
+exist yet ignores it until its next metadata refresh (minutes), so a worker on an empty cluster
+would own no partition of it meanwhile.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hub.settings import Settings
+
+DOSSIER_TABLE = "dossiers"
+AREA_TABLE = "areas"
+# roll and compact the changelogs soon, so a recovering worker replays ~one record per key
+# instead of one per batch that touched it
+CHANGELOG_CONFIG = {"segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"}
 
 #: Size limits (``max.message.bytes``, the broker's bound on one record batch), D1/D2:
 #: - inbound ``case-events``: 1 MiB. One CaseEvent is at most 256 KiB encoded (the contract's
@@ -99,13 +112,25 @@ class Topics:
         }
 
 
+def faust_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
+    """Faust's internal topics of this app id, as Faust itself would declare them."""
+    changelog = {"cleanup.policy": "compact", **CHANGELOG_CONFIG}
+    app = settings.app_id
+    return {
+        f"{app}-{DOSSIER_TABLE}-changelog": (settings.partitions, changelog),
+        f"{app}-{AREA_TABLE}-changelog": (settings.partitions, changelog),
+        f"{app}-__assignor-__leader": (1, {}),
+    }
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
-    """Create the hub's topics that are missing; return the names created."""
+    """Create the hub's topics (and Faust's) that are missing; return the names created."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topics = Topics.from_settings(settings)
     admin = AdminClient({"bootstrap.servers": settings.broker})
     existing = set(admin.list_topics(timeout=timeout).topics)
+    specs = {**topics.specs(settings.partitions), **faust_specs(settings)}
     wanted = [
         NewTopic(
             name,
@@ -113,7 +138,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             replication_factor=settings.replication_factor,
             config=config,
         )
-        for name, (parts, config) in topics.specs(settings.partitions).items()
+        for name, (parts, config) in specs.items()
         if name not in existing
     ]
     if not wanted:
@@ -127,6 +152,55 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return created
+
+
+def wait_for_topics(settings: Settings, retry_s: float = 2.0, max_wait_s: float = 30.0) -> None:
+    """Create the missing topics and wait until every partition has a leader.
+
+    Retries while the broker is unreachable (a worker may start before its broker): with
+    back-off, logged, forever. Called before any consumer subscribes (see the module doc).
+    """
+    import logging
+
+    from confluent_kafka.admin import AdminClient
+    from tenacity import Retrying, retry_if_exception_type, wait_exponential
+
+    log = logging.getLogger(__name__)
+
+    def attempt() -> None:
+        created = ensure_topics(settings, timeout=10.0)
+        if created:
+            log.info("created %d topic(s)", len(created))
+        topics = Topics.from_settings(settings)
+        wanted = {**topics.specs(settings.partitions), **faust_specs(settings)}
+        admin = AdminClient({"bootstrap.servers": settings.broker})
+        meta = admin.list_topics(timeout=10.0).topics
+        leaderless = [
+            name
+            for name in wanted
+            if name not in meta
+            or meta[name].error is not None
+            or any(p.leader < 0 for p in meta[name].partitions.values())
+        ]
+        if leaderless:
+            raise TopicsNotReady(f"{len(leaderless)} topic(s) without leaders yet")
+
+    def before_sleep(state: Any) -> None:
+        exc = state.outcome.exception()
+        log.warning("topics not ready (%s: %s); retrying", type(exc).__name__, exc)
+
+    for try_ in Retrying(
+        retry=retry_if_exception_type(Exception),
+        wait=wait_exponential(multiplier=retry_s / 2, max=max_wait_s),
+        before_sleep=before_sleep,
+        reraise=True,
+    ):
+        with try_:
+            attempt()
+
+
+class TopicsNotReady(RuntimeError):
+    """Some topic exists but has partitions without a leader yet."""
 
 
 def delete_topics(

@@ -14,6 +14,7 @@ import faust
 from hub import metrics
 from hub.logs import setup_logging
 from hub.pipeline.runtime import HubRuntime
+from hub.pipeline.topics import wait_for_topics
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def run_worker(settings: Settings) -> None:
         override_logging=False,
     )
     try:
+        # every topic (Faust's changelogs included) must exist before a consumer subscribes
+        wait_for_topics(settings)
         worker.execute_from_commandline()
     finally:
         if server is not None:
