@@ -16,7 +16,9 @@ from typing import Any
 from hub.address.resolve import Ingestor
 from hub.contracts.decode import Rejection, parse_case_event_json
 from hub.contracts.events import CaseEvent
+from hub.contracts.normalised import NormalisedEvent
 from hub.engine.config import RulesConfig, default_config
+from hub.engine.dossier import DUPLICATE_EVENT_ID_CONFLICT
 from hub.engine.engine import Engine
 from hub.engine.lifecycle import Transition
 
@@ -25,8 +27,19 @@ from hub.engine.lifecycle import Transition
 class OracleResult:
     engine: Engine
     transitions: list[Transition] = field(default_factory=list)
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)  # dead letters by reason code
     accepted: int = 0
+
+    @property
+    def conflicts(self) -> list[NormalisedEvent]:
+        """Events whose (source, event_id) was applied before with other content: the stream
+        dead-letters each (per address it reached) as ``DUPLICATE_EVENT_ID_CONFLICT``."""
+        return self.engine.repeats.conflicts
+
+    @property
+    def duplicates(self) -> Counter[str]:
+        """Exact repeats dropped, per source (the ``hub_events_duplicates`` metric)."""
+        return Counter(e.source for e in self.engine.repeats.duplicates)
 
     def firing(self) -> set[str]:
         return self.engine.firing()
@@ -57,4 +70,6 @@ def run_oracle(
         result.accepted += 1
         for normalised in (*resolved.normalised, *resolved.released):
             result.transitions.extend(engine.process(normalised))
+    if engine.repeats.conflicts:
+        result.rejected[DUPLICATE_EVENT_ID_CONFLICT] += len(engine.repeats.conflicts)
     return result

@@ -1,9 +1,10 @@
 """Per-address dossier and the per-address step the correlate agent calls.
 
 The dossier is everything the engine knows about one address: its cases (latest state each),
-a bounded set of recent event ids, the alerts/signals of the address and whether it currently
-contributes to its area's cluster. It lives in a RocksDB-backed Faust table, hence the compact,
-fast ``to_bytes``/``from_bytes`` (orjson over positional rows).
+a bounded set of recent event identities (``(source, event_id)`` with a short content digest, so
+a repeat is told apart from a conflicting reuse of the id), the alerts/signals of the address and
+whether it currently contributes to its area's cluster. It lives in a RocksDB-backed Faust table,
+hence the compact, fast ``to_bytes``/``from_bytes`` (orjson over positional rows).
 
 ``apply``/``apply_many`` update the dossier *in place* (and return it) for speed: the caller owns
 it (a table value or the in-memory :class:`~hub.engine.engine.Engine`).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -35,12 +37,57 @@ from hub.engine.lifecycle import (
 from hub.engine.rules import ADDRESS_RULES, evaluate
 
 UNASSIGNED = "UNASSIGNED"
-_FORMAT = 1
+# 1: ``recent`` held bare event ids (still read: see ``from_bytes``); 2: (source, id, digest)
+_FORMAT = 2
+_LEGACY_FORMAT = 1
 
 # _ingest outcomes
-_NOOP = 0  # duplicate: nothing changed
+_NOOP = 0  # exact repeat of an event already applied: nothing changed
 _BOOKKEEPING = 1  # dossier changed, but nothing a rule looks at
 _RELEVANT = 2  # rules must be re-evaluated
+_CONFLICT = 3  # (source, event_id) already applied with other content: not applied
+
+#: Reject reason of a conflicting event id (``hub.contracts.enums.RejectReason``).
+DUPLICATE_EVENT_ID_CONFLICT = "DUPLICATE_EVENT_ID_CONFLICT"
+
+EventIdentity = tuple[str, str]  # (source, event_id): event ids are unique per agency only
+
+
+def content_digest(ev: NormalisedEvent) -> str:
+    """Short digest of what the agency said in an event, to tell a repeat from a conflict.
+
+    Only fields the agency sent: the address key, nummeraanduiding id and municipality may be
+    derived from the register (and differ per address of a building case), and ``ingested_at``
+    differs on every resend, so none of them count.
+    """
+    payload = orjson.dumps(
+        (
+            ev.case_id,
+            ev.case_type,
+            ev.status,
+            ev.occurred_at_ms,
+            ev.source_org,
+            ev.pand_id,
+            ev.planned_start,
+            ev.planned_end,
+            ev.contact_name,
+            ev.contact_role,
+            ev.contact_phone,
+            ev.contact_email,
+            ev.amount_cents,
+            ev.attributes,
+        ),
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return blake2b(payload, digest_size=8).hexdigest()
+
+
+@dataclass(slots=True)
+class Repeats:
+    """Events a step did not apply because their (source, event_id) was applied before."""
+
+    duplicates: list[NormalisedEvent] = field(default_factory=list)  # exact repeats: dropped
+    conflicts: list[NormalisedEvent] = field(default_factory=list)  # other content: dead letter
 
 
 @dataclass(slots=True)
@@ -53,14 +100,16 @@ class Dossier:
     nummeraanduiding_ids: tuple[str, ...] = ()
     pand_ids: tuple[str, ...] = ()
     cases: dict[CaseRef, CaseState] = field(default_factory=dict)
-    recent: dict[str, None] = field(default_factory=dict)  # ordered set of recent event ids
+    # recent (source, event_id) -> content digest, oldest first; source "" / digest "" come
+    # from format-1 dossiers (unknown source matches any source, unknown digest any content)
+    recent: dict[EventIdentity, str] = field(default_factory=dict)
     alerts: dict[str, AlertState] = field(default_factory=dict)  # fingerprint -> state
     lead: CaseRef | None = None  # the address's point of contact (top-ranked active case)
     area_flag: bool = False  # last AreaUpdate sent: has a FIRING signal of config.area_rules
     area_group: str | None = None  # steering group sent with that update
     version_floor: int = 0  # highest version of a dropped resolved alert (see lifecycle)
     version: int = 0
-    updated_at: int = 0
+    updated_at: int = 0  # the latest occurred_at applied (event time: a replay gives the same)
 
     @property
     def area(self) -> str:
@@ -85,7 +134,7 @@ class Dossier:
                 self.nummeraanduiding_ids,
                 self.pand_ids,
                 [c.to_row() for c in self.cases.values()],
-                list(self.recent),
+                [x for (source, eid), digest in self.recent.items() for x in (source, eid, digest)],
                 [a.to_row() for a in self.alerts.values()],
                 self.lead,
                 self.area_flag,
@@ -99,11 +148,18 @@ class Dossier:
     @classmethod
     def from_bytes(cls, data: bytes) -> Dossier:
         row = orjson.loads(data)
-        if row[0] != _FORMAT:
-            raise ValueError(f"unknown dossier format {row[0]}")
+        fmt = row[0]
+        if fmt != _FORMAT and fmt != _LEGACY_FORMAT:
+            raise ValueError(f"unknown dossier format {fmt}")
         cases: dict[CaseRef, CaseState] = {}
         for r in row[7]:
             cases[(r[0], r[1])] = CaseState(*r)
+        flat = row[8]
+        if fmt == _FORMAT:
+            recent = {(flat[i], flat[i + 1]): flat[i + 2] for i in range(0, len(flat), 3)}
+            updated_at = row[15]
+        else:
+            recent, updated_at = _migrate_legacy(flat, cases)
         alerts = {}
         for r in row[9]:
             st = AlertState.from_row(r)
@@ -117,14 +173,14 @@ class Dossier:
             tuple(row[5]),
             tuple(row[6]),
             cases,
-            dict.fromkeys(row[8]),
+            recent,
             alerts,
             (lead[0], lead[1]) if lead is not None else None,
             row[11],
             row[12],
             row[13],
             row[14],
-            row[15],
+            updated_at,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -145,23 +201,45 @@ class Dossier:
         }
 
 
+def _migrate_legacy(
+    ids: list[str], cases: dict[CaseRef, CaseState]
+) -> tuple[dict[EventIdentity, str], int]:
+    """Format 1 (bare event ids, wall-clock ``updated_at``) to format 2.
+
+    An id that is a case's last event gets that case's source; others get source "" (matches
+    any source, as format 1 did). Digests are unknown (""): a repeat counts as exact. The
+    event-time ``updated_at`` is the newest ``occurred_at`` among the kept cases.
+    """
+    source_of: dict[str, str] = {}
+    for c in cases.values():
+        source_of[c.last_event_id] = "" if c.last_event_id in source_of else c.source
+    recent = {(source_of.get(eid, ""), eid): "" for eid in ids}
+    updated_at = max((c.occurred_at_ms for c in cases.values()), default=0)
+    return recent, updated_at
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 def _ingest(d: Dossier, ev: NormalisedEvent, config: RulesConfig) -> int:
     """Fold one event's case state into the dossier; say how much changed."""
-    eid = ev.event_id
     recent = d.recent
-    if eid in recent:
-        return _NOOP
+    ident = (ev.source, ev.event_id)
+    seen = recent.get(ident)
+    if seen is None and recent:
+        seen = recent.get(("", ev.event_id))  # format-1 entry: source unknown
+    if seen is not None:
+        return _CONFLICT if seen and seen != content_digest(ev) else _NOOP
     window = config.dedup_window
     if window:
-        recent[eid] = None
+        recent[ident] = content_digest(ev)
         if len(recent) > window:
             del recent[next(iter(recent))]
     outcome = _BOOKKEEPING
     at = ev.occurred_at_ms
+    if at > d.updated_at:
+        d.updated_at = at
 
     # Address attributes: the latest event (by event time) with a value wins.
     if at >= d.attrs_ms:
@@ -311,26 +389,33 @@ def _evaluate(
     return transitions, [update]
 
 
+def _note_repeat(repeats: Repeats | None, outcome: int, ev: NormalisedEvent) -> None:
+    if repeats is not None:
+        (repeats.conflicts if outcome == _CONFLICT else repeats.duplicates).append(ev)
+
+
 def apply(
     dossier: Dossier | None,
     event: NormalisedEvent,
     config: RulesConfig,
     now_ms: int | None = None,
+    repeats: Repeats | None = None,
 ) -> tuple[Dossier, list[Transition], list[AreaUpdate]]:
     """The per-address step: fold ``event`` in, re-evaluate rules 1-5 if needed.
 
     Returns the (same, mutated) dossier, the alert transitions to emit and the area updates to
-    forward. ``now_ms`` (wall clock, for ``emitted_at``/``updated_at``) is injectable for tests.
+    forward. ``now_ms`` (wall clock, only for ``emitted_at``) is injectable for tests. An event
+    whose (source, event_id) was applied before is not applied; ``repeats`` collects it.
     """
     d = dossier if dossier is not None else Dossier(event.address_key)
     if event.address_key != d.address_key:
         raise ValueError("event belongs to another address than the dossier")
     outcome = _ingest(d, event, config)
-    if outcome == _NOOP:
+    if outcome in (_NOOP, _CONFLICT):
+        _note_repeat(repeats, outcome, event)
         return d, [], []
     now = now_ms if now_ms is not None else _now_ms()
     d.version += 1
-    d.updated_at = now
     if outcome == _BOOKKEEPING:
         return d, [], []
     transitions, updates = _evaluate(d, config, event, now)
@@ -342,12 +427,14 @@ def apply_many(
     events: Iterable[NormalisedEvent],
     config: RulesConfig,
     now_ms: int | None = None,
+    repeats: Repeats | None = None,
 ) -> tuple[Dossier | None, list[Transition], list[AreaUpdate]]:
     """Batch form for one address: fold all events, evaluate the rules once.
 
     The final state equals applying the events one by one; intermediate flaps inside the batch are
     not emitted. The trigger (evidence, ``trigger_event_id``) is the last event that changed
     something a rule looks at. Returns ``None`` as dossier only for an empty batch on ``None``.
+    Repeated (source, event_id)s are not applied; ``repeats`` collects them.
     """
     d = dossier
     trigger: NormalisedEvent | None = None
@@ -358,7 +445,8 @@ def apply_many(
         elif ev.address_key != d.address_key:
             raise ValueError("event belongs to another address than the dossier")
         outcome = _ingest(d, ev, config)
-        if outcome == _NOOP:
+        if outcome in (_NOOP, _CONFLICT):
+            _note_repeat(repeats, outcome, ev)
             continue
         touched = True
         if outcome == _RELEVANT:
@@ -367,7 +455,6 @@ def apply_many(
         return d, [], []
     now = now_ms if now_ms is not None else _now_ms()
     d.version += 1
-    d.updated_at = now
     if trigger is None:
         return d, [], []
     transitions, updates = _evaluate(d, config, trigger, now)

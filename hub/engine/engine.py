@@ -18,7 +18,17 @@ from hub.engine import area as area_step
 from hub.engine.area import AreaState, AreaUpdate
 from hub.engine.area import current_records as area_records
 from hub.engine.config import RulesConfig, default_config
-from hub.engine.dossier import _NOOP, _RELEVANT, Dossier, _evaluate, _ingest, _now_ms, apply_many
+from hub.engine.dossier import (
+    _BOOKKEEPING,
+    _CONFLICT,
+    _RELEVANT,
+    Dossier,
+    Repeats,
+    _evaluate,
+    _ingest,
+    _now_ms,
+    apply_many,
+)
 from hub.engine.dossier import current_records as dossier_records
 from hub.engine.lifecycle import FIRING, Transition
 
@@ -33,6 +43,9 @@ class Engine:
         self.clock = clock  # wall clock in epoch ms for emitted_at; None: real time
         self.dossiers: dict[str, Dossier] = {}
         self.areas: dict[str, AreaState] = {}
+        # events not applied because their (source, event_id) was seen: exact repeats (dropped
+        # and counted) and conflicts (other content: the stream dead-letters them)
+        self.repeats = Repeats()
 
     def _now(self) -> int | None:
         return self.clock() if self.clock is not None else None
@@ -54,13 +67,16 @@ class Engine:
         if d is None:
             d = self.dossiers[key] = Dossier(key)
         outcome = _ingest(d, event, config)
-        if outcome == _NOOP:
+        if outcome != _RELEVANT:
+            if outcome == _BOOKKEEPING:
+                d.version += 1
+            elif outcome == _CONFLICT:
+                self.repeats.conflicts.append(event)
+            else:
+                self.repeats.duplicates.append(event)
             return []
         now = self.clock() if self.clock is not None else _now_ms()
         d.version += 1
-        d.updated_at = now
-        if outcome != _RELEVANT:
-            return []
         out, updates = _evaluate(d, config, event, now)
         if updates:
             self._areas(updates, now, out)
@@ -75,7 +91,7 @@ class Engine:
         out: list[Transition] = []
         updates: list[AreaUpdate] = []
         for key, evs in groups.items():
-            d, ts, ups = apply_many(self.dossiers.get(key), evs, self.config, now)
+            d, ts, ups = apply_many(self.dossiers.get(key), evs, self.config, now, self.repeats)
             if d is not None:
                 self.dossiers[key] = d
             out.extend(ts)

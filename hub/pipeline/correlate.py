@@ -6,17 +6,25 @@ it a decoded batch and the partition's current dossiers, then produces what it r
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from hub.contracts.deadletter import Headers, dead_letter_headers
+from hub.contracts.decode import Rejection
 from hub.contracts.normalised import NormalisedEvent
 from hub.engine import dossier as dossier_step
 from hub.engine.area import AreaUpdate
 from hub.engine.config import RulesConfig
-from hub.engine.dossier import Dossier
+from hub.engine.dossier import DUPLICATE_EVENT_ID_CONFLICT, Dossier, Repeats
 from hub.engine.lifecycle import Transition
+
+STAGE = "correlate"
+_SHOWN_ID = 64  # echoed identifiers are shortened (docs/contracts.md, section 4)
 
 
 @dataclass(slots=True)
@@ -24,6 +32,7 @@ class OutRecord:
     topic: str
     key: bytes
     value: bytes
+    headers: Headers | None = None  # dead letters only: Connect-style error headers
 
 
 @dataclass(slots=True)
@@ -34,7 +43,12 @@ class BatchOutcome:
     area_updates: list[AreaUpdate] = field(default_factory=list)
     events: int = 0
     unchanged: int = 0  # events of keys whose dossier did not change at all
-    duplicates: Counter[str] = field(default_factory=Counter)  # repeated event ids, by source
+    duplicates: Counter[str] = field(default_factory=Counter)  # exact repeats, by source
+    # same (source, event_id) as an applied event, other content: not applied, dead-lettered
+    conflicts: list[NormalisedEvent] = field(default_factory=list)
+    # their dead-letter records (topic OutputTopics.dead_letter, headers set); produce them
+    # with ``headers=record.headers`` and count them as rejected (DUPLICATE_EVENT_ID_CONFLICT)
+    dead_letters: list[OutRecord] = field(default_factory=list)
     firing_delta: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, group)
     new_dossiers: int = 0
 
@@ -45,6 +59,7 @@ class OutputTopics:
     contact_routing: str
     signals: str
     area_updates: str
+    dead_letter: str | None = None  # None: conflicts are listed but no records are built
 
 
 Encoder = Callable[[str, dict], bytes]
@@ -90,20 +105,49 @@ def count_firing_delta(
             into[(t.kind, t.steering_group)] += 1
 
 
-def _count_duplicates(
-    before: Dossier | None, events: list[NormalisedEvent], into: Counter[str]
+def conflict_rejection(event: NormalisedEvent) -> Rejection:
+    """Why a reused (source, event_id) was refused; identifiers only, never contact data."""
+    return Rejection(
+        reason_code=DUPLICATE_EVENT_ID_CONFLICT,
+        field="event_id",
+        message=(
+            f"event_id: {event.event_id[:_SHOWN_ID]!r} of {event.source} was already applied "
+            f"with other content at {event.address_key}; case {event.case_id[:_SHOWN_ID]!r} "
+            "was not updated from it"
+        ),
+        stage=STAGE,
+        exception_class="hub.engine.dossier.EventIdConflict",
+    )
+
+
+def conflict_record(event: NormalisedEvent, topic: str, rejected_at_ms: int) -> OutRecord:
+    """The dead letter of a conflicting event: key = case id, value = the event as normalised.
+
+    The original bytes are not at hand after the ingest stage, so the value is the
+    ``NormalisedEvent`` JSON; no topic/partition/offset headers (it came from an internal batch),
+    so ``hub dlq replay`` leaves it alone: the agency must send a new event id.
+    """
+    headers = dead_letter_headers(
+        conflict_rejection(event),
+        topic=None,
+        partition=None,
+        offset=None,
+        stage=STAGE,
+        rejected_at_ms=rejected_at_ms,
+    )
+    return OutRecord(topic, event.case_id.encode(), orjson.dumps(event.to_dict()), headers)
+
+
+def _account_repeats(
+    repeats: Repeats, out: BatchOutcome, topics: OutputTopics, now_ms: int | None
 ) -> None:
-    """Event ids the dossier already applied (or repeated in this batch): for the metrics."""
-    recent = before.recent if before is not None else {}
-    if len(events) == 1:
-        if events[0].event_id in recent:
-            into[events[0].source] += 1
-        return
-    seen: set[str] = set()
-    for event in events:
-        if event.event_id in recent or event.event_id in seen:
-            into[event.source] += 1
-        seen.add(event.event_id)
+    for event in repeats.duplicates:
+        out.duplicates[event.source] += 1
+    out.conflicts.extend(repeats.conflicts)
+    if topics.dead_letter is not None:
+        at = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+        for event in repeats.conflicts:
+            out.dead_letters.append(conflict_record(event, topics.dead_letter, at))
 
 
 def correlate_batch(
@@ -121,9 +165,13 @@ def correlate_batch(
         raw = current.get(key)
         before = Dossier.from_bytes(raw) if raw is not None else None
         version_before = before.version if before is not None else 0
-        _count_duplicates(before, events, out.duplicates)
         prior = firing_snapshot(before.alerts) if before is not None else {}
-        after, transitions, area_updates = dossier_step.apply_many(before, events, config, now_ms)
+        repeats = Repeats()
+        after, transitions, area_updates = dossier_step.apply_many(
+            before, events, config, now_ms, repeats
+        )
+        if repeats.duplicates or repeats.conflicts:
+            _account_repeats(repeats, out, topics, now_ms)
         if after is None or after.version == version_before:
             out.unchanged += len(events)
             continue

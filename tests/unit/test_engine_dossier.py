@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
+
 from hub.engine import Dossier, Engine, apply, apply_many, default_config
-from hub.engine.testing import ADDRESS, event
+from hub.engine.dossier import Repeats
+from hub.engine.testing import ADDRESS, T0_MS, event
 from tests.unit.schema_fields import record_fields
 
 CONFIG = default_config()
@@ -76,7 +79,7 @@ def test_dossier_record_has_exactly_the_avro_fields():
     assert rec["nummeraanduiding_ids"] == ["0014200000123456"]
     assert rec["pand_ids"] == ["0014100000000001"]
     assert rec["lead"] == {"source": "NCG", "case_id": "c1"}
-    assert rec["updated_at"] == 7
+    assert rec["updated_at"] == event(at=2).occurred_at_ms  # event time, not now_ms=7
     assert next(c for c in rec["cases"] if c["case_id"] == "s1")["amount_eur"] == "12.30"
 
 
@@ -135,3 +138,103 @@ def test_gemeentecode_and_steering_group_from_latest_event():
     )
     assert (d.gemeentecode, d.steering_group) == ("GM1979", "Eemsdelta")
     assert d.address_key == ADDRESS
+
+
+# --- event identity is (source, event_id) (issue 12 D5) ---------------------------------------
+
+
+def test_same_event_id_from_another_source_is_applied():
+    repeats = Repeats()
+    d, _, _ = apply(None, event("IMG", "s1", "DAMAGE", at=1, event_id="evt-1001"), CONFIG, 7)
+    d, _, _ = apply(d, event("NCG", "n1", at=2, event_id="evt-1001"), CONFIG, 7, repeats)
+    assert {c["source"] for c in d.to_record()["cases"]} == {"IMG", "NCG"}
+    assert repeats == Repeats()
+
+
+def test_same_source_same_id_other_content_is_a_conflict_and_not_applied():
+    repeats = Repeats()
+    first = event("IMG", "s1", "DAMAGE", "OPENED", at=1, event_id="evt-1")
+    other = event("IMG", "s1", "DAMAGE", "DECIDED", at=2, event_id="evt-1")
+    d, _, _ = apply_many(None, [first, other], CONFIG, 7, repeats)
+    assert d is not None and d.to_record()["cases"][0]["status"] == "OPENED"
+    assert repeats.conflicts == [other] and repeats.duplicates == []
+    version = d.version
+    d, ts, ups = apply(d, other, CONFIG, 7, repeats)  # again, in a later batch
+    assert (ts, ups, d.version) == ([], [], version)
+    assert repeats.conflicts == [other, other]
+
+
+def test_exact_repeat_is_dropped_and_reported_as_duplicate():
+    repeats = Repeats()
+    first = event("IMG", "s1", "DAMAGE", at=1, event_id="evt-1")
+    d, _, _ = apply(None, first, CONFIG, 7)
+    version = d.version
+    resent = event("IMG", "s1", "DAMAGE", at=1, event_id="evt-1")
+    d, ts, _ = apply(d, resent, CONFIG, 8, repeats)
+    assert (ts, d.version) == ([], version)
+    assert repeats.duplicates == [resent] and repeats.conflicts == []
+
+
+def test_resend_differing_only_in_derived_fields_is_an_exact_repeat():
+    """Register-derived fields and ingest time may differ between two sends of one event."""
+    repeats = Repeats()
+    first = event("NCG", at=1, event_id="e", nummeraanduiding_id=None)
+    later = event("NCG", at=1, event_id="e", nummeraanduiding_id="0014200000123456")
+    apply_many(None, [first, later], CONFIG, 7, repeats)
+    assert repeats.duplicates == [later] and repeats.conflicts == []
+
+
+def test_format_1_dossier_bytes_are_read_and_written_as_format_2():
+    """Dossiers stored by the previous version (bare event ids, wall-clock updated_at)."""
+    d = fold(
+        event("NCG", "c1", at=1, event_id="n-1"),
+        event("IMG", "s1", "DAMAGE", at=3, event_id="i-1"),
+        event("IMG", "s1", "DAMAGE", "ON_HOLD", at=2, event_id="i-0"),  # late, older
+    )
+    row = orjson.loads(d.to_bytes())
+    row[0] = 1
+    row[8] = ["n-1", "i-1", "i-0"]
+    row[15] = 1_900_000_000_000  # the wall clock it used to store
+    old = Dossier.from_bytes(orjson.dumps(row))
+    assert old.to_record()["cases"] == d.to_record()["cases"]
+    assert old.updated_at == T0_MS + 3000  # newest occurred_at of the cases
+    # ids that were a case's last event got its source; the rest match any source, as before
+    assert old.recent == {("NCG", "n-1"): "", ("IMG", "i-1"): "", ("", "i-0"): ""}
+    version = old.version
+    repeats = Repeats()
+    for ev in (
+        event("NCG", "c1", at=1, event_id="n-1"),
+        event("MUNICIPALITY", "m", "PERMIT", at=4, event_id="i-0"),
+    ):
+        old, _, _ = apply(old, ev, CONFIG, 7, repeats)
+    assert old.version == version and len(repeats.duplicates) == 2
+    again = Dossier.from_bytes(old.to_bytes())
+    assert orjson.loads(old.to_bytes())[0] == 2 and again.recent == old.recent
+
+
+def test_updated_at_is_the_latest_applied_occurred_at_whatever_the_order():
+    events = [
+        event("NCG", at=5),
+        event("IMG", "s1", "DAMAGE", at=9),
+        event("NCG", status="ON_HOLD", at=3),  # late
+    ]
+    forward, _, _ = apply_many(None, events, CONFIG, now_ms=111)
+    backward = None
+    for ev in reversed(events):
+        backward, _, _ = apply(backward, ev, CONFIG, now_ms=222)
+    assert forward is not None and backward is not None
+    assert forward.to_record()["updated_at"] == event(at=9).occurred_at_ms
+    assert backward.to_record()["updated_at"] == event(at=9).occurred_at_ms
+
+
+def test_replaying_the_same_events_gives_byte_identical_dossier_records():
+    events = [
+        event("NCG", at=1, start="2025-01-01", end="2025-06-01", pand_id="0014100000000001"),
+        event("IMG", "s1", "DAMAGE", at=2, contact_name="Zaak 1"),
+        event("IMG", "s1", "DAMAGE", "DECIDED", at=4, amount="10.00"),
+    ]
+    one, _, _ = apply_many(None, events, CONFIG, now_ms=1)
+    two, _, _ = apply_many(None, events, CONFIG, now_ms=999_999)
+    assert one is not None and two is not None
+    assert one.to_bytes() == two.to_bytes()
+    assert orjson.dumps(one.to_record()) == orjson.dumps(two.to_record())
