@@ -9,11 +9,12 @@ are plain ``str``) plus a :class:`Manifest` of what was planted. Iterating twice
 with the same arguments, yields the same events byte for byte (``random.Random`` with fixed
 seeds; no set/hash ordering ever drives generation).
 
-Address forms follow the hub's resolver (``hub.address.resolve``): a ``pand_id`` makes an event a
-*building* case, so only NCG strengthening of a whole building carries one (with the building's main
-address, "hoofdadres", in postal form on the first and some later events, which teaches the
-register that address's building); every other case is per address. An event carrying only a
-``nummeraanduiding_id`` is sent only after that address was sent with postal fields and the id.
+Address forms follow the hub's resolver (``hub.address.resolve``): an event with *only* a
+``pand_id`` is a *building* case (NCG strengthening of a whole building: pand + gemeentecode);
+every other case is per address, and its postal-form events also carry the address's ``pand_id``
+as a register fact (which teaches the register the building's addresses, so building cases reach
+every address that had a case of its own). An event carrying only a ``nummeraanduiding_id`` is sent
+only after that address was sent with postal fields and the id.
 
 Ground truth: planted sets hold under the default rules config (``hub/config/rules.toml``) for the
 *final* state of the stream. Background traffic is constrained so that it never makes a rule fire
@@ -550,7 +551,9 @@ class _Planner:
         self.slot = [0] * n  # active cases with a work window at the end
         self.reserved = [False] * n  # part of a planted situation: background keeps off
         self.mask_seeded = [0] * n  # sources with an active case (building cases: every address)
-        self.mask_learned = [0] * n  # ... building cases only at their hoofdadres
+        self.mask_learned = [0] * n  # ... address-level cases only (building cases: manifest())
+        self.has_case = bytearray(n)  # address has an address-level case: the register learns it
+        self.b_bits = [0] * len(world.b_pand)  # sources of active building cases per building
         self.b_str = [False] * len(world.b_pand)  # building has a strengthening case
         self.ctr: Counter[str] = Counter()
         self.contacts: dict[tuple[str, int], dict[str, str]] = {}
@@ -729,17 +732,20 @@ class _Planner:
         )
         self.cases.append(case)
         self.used += len(seq)
+        if not building:
+            self.has_case[addr] = 1
         # end state
         final = seq[-1]
         if final in _INACTIVE:
             return case
         bit = _SRC_BIT[src]
-        self.mask_learned[addr] |= bit
         if building:
+            self.b_bits[bld] |= bit
             self.b_str[bld] = True
             first = w.b_first[bld]
             targets: range | tuple[int, ...] = range(first, first + w.b_n[bld])
         else:
+            self.mask_learned[addr] |= bit
             targets = (addr,)
         windowed = has_win and final in _WINDOWED
         for a in targets:
@@ -1245,7 +1251,16 @@ class _Planner:
         samenloop = keys("samenloop")
         rbs, ibs, overlap = keys("rbs"), keys("ibs"), keys("overlap")
         areas: Counter[str] = Counter(k[:4] for k in samenloop | rbs | ibs | overlap)
-        cr_learned = frozenset(w.key(a) for a, m in enumerate(self.mask_learned) if m & (m - 1))
+        # register learned from the stream: a building case reaches the building's addresses that
+        # had an address-level case (their postal events carry the pand id)
+        learned = list(self.mask_learned)
+        for b, bits in enumerate(self.b_bits):
+            if bits:
+                first = w.b_first[b]
+                for a in range(first, first + w.b_n[b]):
+                    if self.has_case[a]:
+                        learned[a] |= bits
+        cr_learned = frozenset(w.key(a) for a, m in enumerate(learned) if m & (m - 1))
         cr_seeded = frozenset(w.key(a) for a, m in enumerate(self.mask_seeded) if m & (m - 1))
         return Manifest(
             seed=seed,
@@ -1385,6 +1400,7 @@ class Simulation:
         rng = _Random(self._seed * 1_000_003 + 3)
         rnd, getrandbits = rng.random, rng.getrandbits
         w_pc, w_num, w_let, w_add, w_na, w_gm = w.pc, w.num, w.let, w.add, w.na, w.gm
+        w_bld = w.bld
         b_pand = w.b_pand
         s0 = self._s0
         start_ord = self._start_day.toordinal()
@@ -1434,15 +1450,8 @@ class Simulation:
 
         def address(c: _Case, step: int) -> tuple[dict[str, Any], int]:
             a = c.addr
-            if c.bld >= 0:  # building case: pand (+ hoofdadres on the first and some others)
-                d: dict[str, Any] = {"pand_id": b_pand[c.bld]}
-                if step == 0 or rnd() < 0.4:
-                    d["nummeraanduiding_id"] = w_na[a]
-                    postal(a, d)
-                    d["gemeentecode"] = w_gm[a]
-                    return d, a
-                d["gemeentecode"] = w_gm[a]
-                return d, -1
+            if c.bld >= 0:  # building case: the pand alone (an address would make it per address)
+                return {"pand_id": b_pand[c.bld], "gemeentecode": w_gm[a]}, -1
             if learned[a] and rnd() < na_only_share:
                 d = {"nummeraanduiding_id": w_na[a]}
                 if rnd() < 0.5:
@@ -1454,6 +1463,7 @@ class Simulation:
             if with_id:
                 d["nummeraanduiding_id"] = w_na[a]
             postal(a, d)
+            d["pand_id"] = b_pand[w_bld[a]]  # register fact: the building this address is in
             if r > 0.7 or not with_id:  # municipality always derivable (code or id prefix)
                 d["gemeentecode"] = w_gm[a]
             return d, a if with_id else -1

@@ -218,16 +218,17 @@ def test_messy_spellings_and_address_forms(items: list[Item], sim: Simulation) -
                 forms["letter_lower"] += 1
             if "nummeraanduiding_id" in addr:
                 announced.add(addr["nummeraanduiding_id"])
-        elif "pand_id" in addr:
-            forms["pand_only"] += 1
+        elif "pand_id" in addr and "nummeraanduiding_id" not in addr:
+            forms["pand_only"] += 1  # a building-level case (issue 13.6)
             assert item["source"] == "NCG" and item["case_type"] == "STRENGTHENING"
         else:
             forms["id_only"] += 1
             # only after the address was sent with postal fields and this id
             assert addr["nummeraanduiding_id"] in announced
-        if "pand_id" in addr:
-            forms["pand"] += 1
-            assert item["source"] == "NCG" and item["case_type"] == "STRENGTHENING"
+        if "pand_id" in addr and pc is not None:
+            forms["pand_with_address"] += 1  # an address-level case naming its building
+            if item["source"] != "NCG":
+                forms["pand_with_address_not_ncg"] += 1
     for form in (
         "space",
         "nospace",
@@ -237,7 +238,8 @@ def test_messy_spellings_and_address_forms(items: list[Item], sim: Simulation) -
         "letter_lower",
         "pand_only",
         "id_only",
-        "pand",
+        "pand_with_address",
+        "pand_with_address_not_ncg",
     ):
         assert forms[form] > 0, form
 
@@ -373,7 +375,11 @@ def _oracle(states: dict[str, dict[tuple[str, str], NormalisedEvent]]) -> dict[s
 def test_planted_ground_truth_matches_the_stream(items: list[Item], sim: Simulation) -> None:
     m = sim.manifest
     states, ingestor = _final_states(items, m)
-    assert ingestor.parked_count == 0  # everything the stream sends is resolvable by the end
+    # everything the stream sends is resolvable by the end, except building cases of buildings
+    # none of whose addresses had a case of its own (the register never hears of them)
+    for parked in ingestor.parked_events():
+        assert parked.address.pand_id is not None and parked.address.postcode is None
+        assert parked.address.nummeraanduiding_id is None
     got = _oracle(states)
     assert got["samenloop"] == m.samenloop
     assert got["rbs"] == m.repair_before_strengthening
