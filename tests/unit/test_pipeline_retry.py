@@ -1,0 +1,182 @@
+"""The correlate/area steps never skip a batch: retries, write order, waiting for the broker."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hub.health import Readiness
+from hub.pipeline.retry import FaultHook, InjectedFault, StepRetry
+from hub.pipeline.state import BatchedTableWriter, DeliveryFailed
+
+
+def _ready() -> Readiness:
+    readiness = Readiness()
+    readiness.set_consuming(True)
+    return readiness
+
+
+def test_a_failing_step_is_retried_on_the_same_batch_and_not_ready_meanwhile() -> None:
+    readiness = _ready()
+    seen: list[list[int]] = []
+    states: list[bool] = []
+    batch = [1, 2, 3]
+
+    async def step() -> None:
+        seen.append(list(batch))
+        states.append(readiness()[0])
+        if len(seen) < 3:
+            raise DeliveryFailed("contact-routing: Broker: Unknown topic or partition")
+
+    retry = StepRetry("correlate", readiness, first_wait_s=0.001)
+    asyncio.run(retry.run(step))
+    assert seen == [batch, batch, batch]
+    assert states == [True, False, False]  # not ready while retrying
+    assert readiness()[0] is True  # ready again once the batch went through
+    assert retry.retries == 2
+
+
+def test_a_retry_first_lets_the_runtime_repair_what_failed() -> None:
+    repaired: list[str] = []
+    calls = 0
+
+    async def step() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise DeliveryFailed("x")
+
+    async def on_retry(exc: BaseException) -> None:
+        repaired.append(type(exc).__name__)
+
+    asyncio.run(StepRetry("area", _ready(), first_wait_s=0.001, on_retry=on_retry).run(step))
+    assert repaired == ["DeliveryFailed"]
+
+
+def test_cancellation_ends_the_retry_instead_of_being_retried() -> None:
+    calls = 0
+
+    async def step() -> None:
+        nonlocal calls
+        calls += 1
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(StepRetry("correlate", _ready(), first_wait_s=0.001).run(step))
+    assert calls == 1
+
+
+def test_fault_hook_fails_exactly_the_first_n_checks() -> None:
+    hook = FaultHook(2)
+    for _ in range(2):
+        with pytest.raises(InjectedFault):
+            hook.check()
+    hook.check()  # the third passes
+
+
+class _FakeProducer:
+    """Records produce/flush order; ``stalls`` flushes report records left; ``fail`` topics."""
+
+    def __init__(self, stalls: int = 0, fail: str | None = None) -> None:
+        self.log: list[tuple[str, Any]] = []
+        self.pending: list[tuple[str, Any, int | None]] = []
+        self.stalls = stalls
+        self.fail = fail
+        self.offset = 100
+
+    def produce(self, topic: str, key: Any = None, value: Any = None, **kw: Any) -> None:
+        self.log.append(("produce", topic))
+        self.pending.append((topic, kw.get("on_delivery"), kw.get("partition")))
+
+    def flush(self, timeout: float) -> int:
+        self.log.append(("flush", None))
+        if self.stalls:
+            self.stalls -= 1
+            return len(self.pending) or 1
+        for topic, callback, partition in self.pending:
+            if callback is None:
+                continue
+            err = _Err() if topic == self.fail else None
+            self.offset += 1
+            callback(err, _Msg(topic, partition or 0, self.offset))
+        self.pending.clear()
+        return 0
+
+
+class _Err:
+    def name(self) -> str:
+        return "UNKNOWN_TOPIC_OR_PART"
+
+    def str(self) -> str:
+        return "Broker: Unknown topic or partition"
+
+
+class _Msg:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self._t, self._p, self._o = topic, partition, offset
+
+    def topic(self) -> str:
+        return self._t
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+
+class _Db:
+    def __init__(self, log: list[tuple[str, Any]]) -> None:
+        self.log = log
+
+    def write(self, batch: Any) -> None:
+        self.log.append(("rocksdb", None))
+
+
+class _Table:
+    def __init__(self, log: list[tuple[str, Any]]) -> None:
+        self.changelog_topic = type("T", (), {"get_topic_name": lambda _self: "changelog"})()
+        self.data = type("D", (), {"offset_key": b"__offset__"})()
+        self._db = _Db(log)
+        self.data._db_for_partition = lambda _p: self._db
+
+
+def _writer(producer: _FakeProducer, **kw: Any) -> BatchedTableWriter:
+    return BatchedTableWriter(_Table(producer.log), producer, **kw)  # type: ignore[arg-type]
+
+
+def test_outputs_are_acknowledged_before_the_changelog_is_written() -> None:
+    producer = _FakeProducer()
+    writer = _writer(producer)
+    writer.produce("contact-routing", b"k", b"alert")
+    asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
+    assert producer.log == [
+        ("produce", "contact-routing"),
+        ("flush", None),
+        ("produce", "changelog"),
+        ("flush", None),
+        ("rocksdb", None),
+    ]
+
+
+def test_a_failed_output_leaves_changelog_and_state_untouched() -> None:
+    producer = _FakeProducer(fail="contact-routing")
+    writer = _writer(producer)
+    writer.produce("contact-routing", b"k", b"alert")
+    with pytest.raises(DeliveryFailed):
+        asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
+    assert ("produce", "changelog") not in producer.log
+    assert ("rocksdb", None) not in producer.log
+
+
+def test_flush_waits_for_the_broker_however_long_and_says_so() -> None:
+    producer = _FakeProducer(stalls=3)
+    stalls: list[str | None] = []
+    writer = _writer(producer, on_stall=stalls.append, stall_after_s=0.0)
+    writer.produce("signals", b"g", b"signal")
+    asyncio.run(writer.flush())  # no exception: nothing failed, it only took long
+    assert stalls[0] is not None and "waiting for the broker" in stalls[0]
+    assert stalls[-1] is None
+    assert producer.log.count(("flush", None)) == 4
