@@ -8,7 +8,7 @@ KAFKA_LIBS := .local/kafka/libs
 STAMP := .local/stamps
 WITH_KAFKA := deploy/local-kafka/with-kafka.sh
 
-.PHONY: install deps kafka-libs promtool kafka-start kafka-stop kafka-status test test-fast demo bench bench-quick lint format clean
+.PHONY: install deps kafka-libs promtool kafka-start kafka-stop kafka-status test test-fast test-faults demo bench bench-quick lint format clean
 
 install: deps kafka-libs promtool
 
@@ -43,6 +43,11 @@ kafka-status: deps
 # Runs the whole suite against a real broker; stops the broker only if this run started it.
 test: install
 	$(WITH_KAFKA) $(VENV)/bin/pytest -q
+
+# Fault scenarios (issue 12) on their own broker (localhost:19192, .local/kafka-faults), never the
+# shared one; the table goes to stdout and .local/faults-report.md. Not part of `make test`.
+test-faults: install
+	$(VENV)/bin/pytest -q -m faults tests/faults
 
 # Pure unit tests only: no broker, milliseconds each.
 test-fast: deps
