@@ -93,8 +93,21 @@ def check_address(event: CaseEvent) -> Rejection | None:
     )
 
 
+def _integral_huisnummer(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``"huisnummer": 12.0`` is the JSON number 12 (JSON Schema's ``integer`` includes it, and
+    JSON encoders may write it so): pass it on as the integer the contract expects."""
+    address = data.get("address")
+    number = address.get("huisnummer") if isinstance(address, Mapping) else None
+    if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
+        assert isinstance(address, Mapping)
+        return {**data, "address": {**address, "huisnummer": int(number)}}
+    return data
+
+
 def check_case_event(data: bytes | str | Mapping[str, Any]) -> CaseEvent | Rejection:
     """Contract validation, then address normalisation: what the hub will accept later."""
+    if isinstance(data, Mapping):
+        data = _integral_huisnummer(data)
     result = parse_case_event_json(data)
     if isinstance(result, Rejection):
         return result
