@@ -53,7 +53,11 @@ MIN_GAP_DAYS = 14
 MANDATE_CENTS = 5_000_000
 AREA_THRESHOLD = 5
 
-DEFAULT_START = datetime(2019, 1, 1, tzinfo=UTC)
+# The stream runs from DEFAULT_START over DEFAULT_SPAN_DAYS, and case lifecycles (work windows,
+# decisions, closings) run up to ~2.5 years past the span's end. Starting in 2016 keeps every
+# occurred_at in the past (latest ~mid 2024) and after the contract's floor (2012-01-01): the hub
+# refuses events more than a day in the future (docs/contracts.md, occurred_at plausibility).
+DEFAULT_START = datetime(2016, 1, 1, tzinfo=UTC)
 DEFAULT_SPAN_DAYS = 6 * 365
 
 MUNICIPALITY_NAMES = {
@@ -580,7 +584,7 @@ class _Planner:
     # -- helpers --------------------------------------------------------------------------------
 
     def _cid(self, src: str, ctype: str, gm: str, t0: int) -> str:
-        year = 2019 + t0 // (365 * 86400)
+        year = DEFAULT_START.year + t0 // (365 * 86400)
         if src == NCG:
             prefix = f"NCG-{'KN' if ctype == BOT else 'V'}-{year}"
         elif src == IMG:

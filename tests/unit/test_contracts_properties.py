@@ -134,8 +134,9 @@ def test_random_values_in_each_field_give_a_rejection_naming_a_field(
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30)
 _clean = _text.map(str.strip).filter(bool)
+# occurred_at within the plausible range (2012-01-01Z .. now + 1 day; a past upper end suffices)
 _when = st.datetimes(
-    min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    min_value=datetime(2012, 1, 1), max_value=datetime(2025, 12, 31), timezones=st.just(UTC)
 ).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
 _day = st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 1, 1))
 _digits = st.text("0123456789", min_size=10, max_size=10)
