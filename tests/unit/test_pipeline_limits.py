@@ -323,37 +323,58 @@ def test_an_address_refused_by_hub_address_is_counted_as_invalid_address_not_oth
 
 
 def _emitted_reason_codes() -> set[str]:
-    """Every reason code literal in the hub's code: ``RejectReason.X``, ``reason_code=...``,
-    ``Rejection("X", ...)``, ``DecodeError("X", ...)`` and ``("hub.errors.reason", b"X")``."""
+    """Every reason code the hub's code can put on a dead letter: ``RejectReason.X``,
+    ``reason_code=...``, ``Rejection(X, ...)``, ``DecodeError(X, ...)`` and
+    ``("hub.errors.reason", X)``, where X is a literal or a module constant holding one."""
+    trees = [
+        ast.parse(path.read_text(), str(path))
+        for path in [
+            *ROOT.joinpath("hub").rglob("*.py"),
+            *ROOT.joinpath("connectors").rglob("*.py"),
+        ]
+    ]
+    constants: dict[str, str] = {}  # NAME = "TEXT" at module level, in any module
+    for tree in trees:
+        for stmt in tree.body:
+            if (
+                isinstance(stmt, ast.Assign)
+                and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)
+            ):
+                for target in stmt.targets:
+                    if isinstance(target, ast.Name):
+                        constants[target.id] = stmt.value.value
+
+    def text(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
+            value = node.value
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        if isinstance(node, ast.Name):
+            return constants.get(node.id)
+        return None
+
     found: set[str] = set()
-    for path in [*ROOT.joinpath("hub").rglob("*.py"), *ROOT.joinpath("connectors").rglob("*.py")]:
-        tree = ast.parse(path.read_text(), str(path))
+    for tree in trees:
         for node in ast.walk(tree):
+            candidates: list[ast.expr] = []
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
                 and node.value.id == "RejectReason"
             ):
                 found.add(node.attr)
-            if isinstance(node, ast.Call):
+            elif isinstance(node, ast.Call):
                 name = getattr(node.func, "id", getattr(node.func, "attr", ""))
                 candidates = [k.value for k in node.keywords if k.arg == "reason_code"]
                 if name in ("Rejection", "DecodeError"):
                     candidates += node.args[:1]
-                found.update(
-                    c.value
-                    for c in candidates
-                    if isinstance(c, ast.Constant) and isinstance(c.value, str)
-                )
-            if isinstance(node, ast.Tuple) and len(node.elts) == 2:
-                name_node, value_node = node.elts
-                if (
-                    isinstance(name_node, ast.Constant)
-                    and name_node.value == "hub.errors.reason"
-                    and isinstance(value_node, ast.Constant)
-                ):
-                    value = value_node.value
-                    found.add(value.decode() if isinstance(value, bytes) else str(value))
+            elif (
+                isinstance(node, ast.Tuple)
+                and len(node.elts) == 2
+                and text(node.elts[0]) == "hub.errors.reason"
+            ):
+                candidates = [node.elts[1]]
+            found.update(t for c in candidates if (t := text(c)) is not None)
     return found
 
 
