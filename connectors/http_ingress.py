@@ -516,6 +516,24 @@ async def read_body(request: web.Request) -> bytes | web.Response:
         )
 
 
+@web.middleware
+async def close_unread_bodies(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Answer and hang up when a refusal left the body unread (408, 413, 401, 429): aiohttp
+    would otherwise keep reading ("lingering") what a slow or hostile client still sends."""
+    response = await handler(request)
+    if (
+        isinstance(response, web.Response)
+        and not response.prepared
+        and response.keep_alive is False
+        and not request.content.at_eof()
+    ):
+        await response.prepare(request)
+        await response.write_eof()
+        if request.transport is not None:
+            request.transport.close()
+    return cast(web.StreamResponse, response)
+
+
 def _client(request: web.Request) -> str:
     """The remote address, the key of the authentication-failure limit. Behind a reverse proxy
     every client has the proxy's address: limit there, or expect one shared bucket."""
@@ -745,7 +763,7 @@ def create_app(
         delivery_timeout=delivery_timeout,
         limits=limits or IngressLimits(),
     )
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[close_unread_bodies])
     app[STATE] = state
 
     async def lifecycle(app: web.Application) -> Any:
