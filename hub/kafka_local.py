@@ -207,7 +207,10 @@ class LocalKafka:
         )
 
     def _format_storage(self, java: str) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's Uuid.randomUuid: a leading "-" would be
+            # read as an option by kafka-storage's argument parser (1 start in 64 failed)
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         cmd = [
             java,
             *self._jvm_opts(),
