@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -186,3 +187,26 @@ def test_unconfigured_callback_refuses_everything(broker: str, topic: str, other
 
     assert status == 503
     assert published_count(broker, topic) == 0
+
+
+def test_sender_chosen_kenmerken_keys_and_words_are_not_logged(
+    topic: str, other: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hub.logs import PlainFormatter
+
+    def app() -> web.Application:
+        return create_app(
+            Settings(), {"t": "NCG"}, AUTH, notifications_topic=topic, case_events_topic=other
+        )
+
+    refused = {**NOTIFICATION, "kenmerken": {"x\nCRITICAL Jan Jansen": "v" * 2000}}
+    odd = {**NOTIFICATION, "kanaal": "zaken\nCRITICAL forged", "actie": "Piet de Vries"}
+
+    with caplog.at_level(logging.INFO, logger="connectors.notificaties"):
+        first = send(app(), refused, {"Authorization": AUTH})
+        second = send(app(), odd, {"Authorization": AUTH})
+
+    assert (first[0], second[0]) == (400, 204)
+    lines = [PlainFormatter().format(r) for r in caplog.records]
+    assert lines and all("\n" not in line for line in lines)
+    assert not any(word in line for line in lines for word in ("Jansen", "Piet", "forged"))
