@@ -77,6 +77,11 @@ def test_worker_metrics_move_and_carry_no_personal_labels(broker: str, tmp_path:
         assert _total(after, "hub_processing_latency_seconds_count") > 0
         assert _total(after, "hub_table_recovered", table="dossiers") == 1
         assert any(n == "hub_consumer_lag_messages" for n, _ in after)
+        # the producer-error panel has its series from the start, at 0 (issue 13.4)
+        for topic in (hub.topics.dead_letter, hub.topics.normalised, hub.topics.case_events):
+            for error in ("_MSG_TIMED_OUT", "MSG_SIZE_TOO_LARGE", "OTHER"):
+                key = ("hub_producer_errors_total", (("error", error), ("topic", topic)))
+                assert after.get(key) == 0, key
 
         for samples in (during, after):
             for (name, labels), _value in samples.items():
