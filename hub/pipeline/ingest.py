@@ -290,7 +290,7 @@ class IngestStage:
         """Decode, validate, resolve and forward one consumed batch (no commit here)."""
         now_ms = int(self.clock() * 1000)
         normalised: list[NormalisedEvent] = []
-        origins: dict[str, Message] = {}  # event_id -> its message, to dead-letter an oversize
+        origins: dict[tuple[str, str], Message] = {}  # (source, event_id) -> its message
         received: Counter[tuple[str, str]] = Counter()
         rejected: Counter[str] = Counter()
         parked = 0
@@ -314,7 +314,7 @@ class IngestStage:
                 self._dead_letter(msg, rejection)
                 continue
             normalised.extend(result.normalised)
-            origins[decoded.event_id] = msg
+            origins[(decoded.source.value, decoded.event_id)] = msg
             if result.released:
                 normalised.extend(result.released)
                 released += len(result.released)
@@ -348,22 +348,25 @@ class IngestStage:
         self.metrics.observe_batch(STAGE, len(messages))
 
     def _emit_normalised(
-        self, events: list[NormalisedEvent], origins: dict[str, Message] | None = None
+        self,
+        events: list[NormalisedEvent],
+        origins: dict[tuple[str, str], Message] | None = None,
     ) -> None:
         if not events:
             return
         self.stats.normalised += len(events)
-        refused: set[str] = set()
+        refused: set[tuple[str, str]] = set()
 
         def oversized(event: NormalisedEvent, size: int) -> None:
             """Dead-letter the event's original message (once) instead of failing the batch."""
-            if event.event_id in refused:
+            identity = (event.source, event.event_id)
+            if identity in refused:
                 return
-            refused.add(event.event_id)
+            refused.add(identity)
             rejection = oversized_rejection(size, self.batch_max_bytes)
             self.stats.rejected[rejection.reason_code] += 1
             self.metrics.record_rejected({rejection.reason_code: 1})
-            msg = (origins or {}).get(event.event_id)
+            msg = (origins or {}).get(identity)
             if msg is not None:
                 self._dead_letter(msg, rejection)
             else:  # released from parking: no consumed message in this batch
