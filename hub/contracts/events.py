@@ -57,6 +57,10 @@ MAX_CONTACT_EMAIL = 254  # RFC 5321 path limit
 MAX_ATTRIBUTES = 64  # entries
 MAX_ATTRIBUTE_KEY = 64  # characters
 MAX_ATTRIBUTE_VALUE = 2000  # characters
+# All keys and values together, UTF-8 bytes: with it, every event that is valid field by field
+# encodes (Avro) far below MAX_RECORD_BYTES, so what HTTP and file import accept (they validate
+# parsed JSON, not bytes) is never refused for its size by the ingest stage later.
+MAX_ATTRIBUTES_BYTES = 64 * 1024
 MAX_RECORD_BYTES = 256 * 1024  # one encoded CaseEvent (Avro or JSON), checked at decode
 
 # Plausibility of occurred_at (defaults of the HUB_OCCURRED_AT_* settings).
@@ -232,6 +236,25 @@ class CaseEvent(BaseModel):
     def _known_source(cls, value: Source) -> Source:
         if value is Source.UNKNOWN:
             raise ValueError("UNKNOWN is a reader default, not a valid source to publish")
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes_in_total(cls, value: dict[str, str]) -> dict[str, str]:
+        """Bound the map's total size, not only each entry's (64 x 2,064 characters of 4-byte
+        UTF-8 would be 528 KB). Characters first: the byte count is needed only near the bound."""
+        if not value:
+            return value
+        chars = sum(len(k) + len(v) for k, v in value.items())
+        if chars * 4 > MAX_ATTRIBUTES_BYTES:
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+            if size > MAX_ATTRIBUTES_BYTES:
+                raise PydanticCustomError(
+                    "attributes_too_large",
+                    "keys and values together should have at most {limit} bytes (UTF-8), "
+                    "not {size}",
+                    {"limit": MAX_ATTRIBUTES_BYTES, "size": size},
+                )
         return value
 
     @field_validator("occurred_at")

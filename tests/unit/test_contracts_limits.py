@@ -30,6 +30,7 @@ from hub.contracts.events import (
     MAX_ATTRIBUTE_KEY,
     MAX_ATTRIBUTE_VALUE,
     MAX_ATTRIBUTES,
+    MAX_ATTRIBUTES_BYTES,
     MAX_RECORD_BYTES,
     CaseEvent,
     OccurredAtBounds,
@@ -143,6 +144,37 @@ def test_an_attribute_value_over_2000_characters_is_refused_without_echoing_it(
     assert isinstance(refused, Rejection)
     assert (refused.reason_code, refused.field) == (RejectReason.INVALID_FIELD, "attributes.note")
     assert "at most 2000 characters" in refused.message and "Jansen" not in refused.message
+
+
+@pytest.mark.parametrize("decode", [_json, _avro], ids=["json", "avro"])
+def test_attributes_over_64_kib_in_total_are_refused(decode: Any) -> None:
+    """Each entry within its bound, but 64 x 600 two-byte characters is 75 KB together."""
+    refused = decode(_event(attributes={f"k{i}": "é" * 600 for i in range(MAX_ATTRIBUTES)}))
+    assert isinstance(refused, Rejection)
+    assert (refused.reason_code, refused.field) == (RejectReason.INVALID_FIELD, "attributes")
+    assert f"at most {MAX_ATTRIBUTES_BYTES} bytes" in refused.message and "é" not in refused.message
+
+
+def test_the_largest_event_valid_field_by_field_fits_the_record_bound() -> None:
+    """What HTTP and file import accept (they validate parsed JSON, not bytes) is never refused
+    for its size by the ingest stage: every field at its bound, 4-byte characters throughout."""
+    wide = "\U0001f3e0"  # 4 bytes in UTF-8
+    per_value = MAX_ATTRIBUTES_BYTES // MAX_ATTRIBUTES // 4 - 2
+    attributes = {f"k{i:02d}": wide * per_value for i in range(MAX_ATTRIBUTES)}
+    event = _event(
+        event_id=wide * 200,
+        case_id=wide * 200,
+        source_org=wide * 200,
+        contact={"name": wide * 200, "phone": wide * 40, "email": wide * 254},
+        attributes=attributes,
+        address__huisletter=wide * 8,
+        address__huisnummertoevoeging=wide * 16,
+    )
+    valid = _json(event)
+    assert isinstance(valid, CaseEvent)
+    encoded = CODEC.encode(CASE_EVENT, case_event_to_avro_dict(valid))
+    assert len(encoded) < MAX_RECORD_BYTES
+    assert isinstance(decode_case_event(encoded, CODEC), CaseEvent)
 
 
 def test_an_attribute_key_that_is_not_plain_text_is_never_a_field_path() -> None:
