@@ -564,9 +564,7 @@ for _stage in STAGES:
 
 def record_processing_retry(stage: str, error: str) -> None:
     """Count one retry of ``stage``'s current batch after an exception of kind ``error``."""
-    _child(
-        PROCESSING_RETRIES, (safe_label(stage, STAGES), safe_label(error, RETRY_ERRORS))
-    ).inc()
+    _child(PROCESSING_RETRIES, (safe_label(stage, STAGES), safe_label(error, RETRY_ERRORS))).inc()
 
 
 def record_ingest_restart() -> None:

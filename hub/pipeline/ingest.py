@@ -119,6 +119,11 @@ def oversized_rejection(size: int, limit: int) -> Rejection:
     )
 
 
+def parked_key(source: str, event_id: str) -> bytes:
+    """An event's identity is (source, event_id): two agencies may use the same id."""
+    return f"{source}|{event_id}".encode()
+
+
 class IngestStage:
     def __init__(
         self,
@@ -323,12 +328,12 @@ class IngestStage:
                 parked += 1
                 self.producer.produce(
                     self.topics.parked,
-                    key=decoded.event_id.encode(),
+                    key=parked_key(decoded.source.value, decoded.event_id),
                     value=raw,
                     on_delivery=self._on_delivery,
                 )
-            if decoded.address.pand_id and result.normalised:
-                self._publish_building_case(decoded.address.pand_id, result.normalised[0])
+            if result.building_case is not None:  # a pand-only event: the building's case
+                self._publish_building_case(result.building_case.pand_id, result.building_case)
             self._publish_learned(result)
         self._emit_normalised(normalised, origins)
         accepted = sum(received.values())
@@ -406,9 +411,9 @@ class IngestStage:
                 )
 
     def _unpark(self, released: list[NormalisedEvent]) -> None:
-        for event_id in {e.event_id for e in released}:
+        for key in {parked_key(e.source, e.event_id) for e in released}:
             self.producer.produce(
-                self.topics.parked, key=event_id.encode(), value=None, on_delivery=self._on_delivery
+                self.topics.parked, key=key, value=None, on_delivery=self._on_delivery
             )
 
     def _dead_letter(self, msg: Message, rejection: Rejection) -> None:

@@ -24,6 +24,7 @@ from hub.contracts.codec import AvroCodec, get_codec
 from hub.engine import area as area_step
 from hub.engine.area import AreaState, AreaUpdate
 from hub.engine.config import RulesConfig, load_config
+from hub.engine.dossier import DUPLICATE_EVENT_ID_CONFLICT
 from hub.engine.lifecycle import Transition
 from hub.health import Readiness
 from hub.pipeline.batches import BatchFormatError, decode_batch
@@ -85,6 +86,7 @@ class HubRuntime:
             contact_routing=self.topics.contact_routing,
             signals=self.topics.signals,
             area_updates=self.topics.area_updates,
+            dead_letter=self.topics.dead_letter,
         )
         self.codec: AvroCodec = get_codec()
         self.stats = CorrelateStats()
@@ -310,6 +312,7 @@ class HubRuntime:
                 events = decode_batch(raw)
             except BatchFormatError as exc:
                 log.error("unreadable internal batch on partition %d: %s", partition, exc)
+                metrics.record_rejected({"BAD_INTERNAL_BATCH": 1})
                 writer.produce(
                     self.topics.dead_letter,
                     b"batch",
@@ -334,6 +337,8 @@ class HubRuntime:
             )
             for record in outcome.records:
                 writer.produce(record.topic, record.key, record.value)
+            for letter in outcome.dead_letters:  # same (source, event_id), other content
+                writer.produce(letter.topic, letter.key, letter.value, headers=letter.headers)
             for update in outcome.area_updates:
                 writer.produce(
                     self.topics.area_updates, update.area.encode(), orjson.dumps(update.to_record())
@@ -343,6 +348,8 @@ class HubRuntime:
         self.fault.check()  # test-only: fails here, with outputs produced and nothing persisted
         await writer.persist(pending)
         for outcome in outcomes:
+            if outcome.conflicts:
+                metrics.record_rejected({DUPLICATE_EVENT_ID_CONFLICT: len(outcome.conflicts)})
             self._account(
                 outcome.events,
                 outcome.duplicates,
@@ -393,6 +400,7 @@ class HubRuntime:
             try:
                 update = AreaUpdate.from_record(orjson.loads(raw))
             except (ValueError, TypeError, KeyError) as exc:
+                metrics.record_rejected({"BAD_INTERNAL_BATCH": 1})
                 log.error(
                     "unreadable area update on partition %d: %s", partition, type(exc).__name__
                 )
