@@ -85,7 +85,7 @@ def versions(base: Settings) -> dict[str, Any]:
     import fastavro
     import faust
 
-    from hub.kafka_local import LocalKafka
+    from tools.local_kafka import LocalKafka
 
     return {
         "python": platform.python_version(),

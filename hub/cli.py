@@ -20,7 +20,7 @@ app.add_typer(kafka_app, name="kafka")
 @kafka_app.command("start")
 def kafka_start(wait: float = typer.Option(90.0, help="seconds to wait for the broker")) -> None:
     """Start the local broker (or reuse one that already answers at HUB_BROKER)."""
-    from hub.kafka_local import KafkaError, LocalKafka
+    from tools.local_kafka import KafkaError, LocalKafka
 
     try:
         status = LocalKafka(get_settings()).start(wait_s=wait)
@@ -33,7 +33,7 @@ def kafka_start(wait: float = typer.Option(90.0, help="seconds to wait for the b
 @kafka_app.command("stop")
 def kafka_stop() -> None:
     """Stop the local broker this project started (never someone else's)."""
-    from hub.kafka_local import LocalKafka
+    from tools.local_kafka import LocalKafka
 
     stopped = LocalKafka(get_settings()).stop()
     typer.echo("stopped local broker" if stopped else "no local broker of ours was running")
@@ -42,7 +42,7 @@ def kafka_stop() -> None:
 @kafka_app.command("status")
 def kafka_status() -> None:
     """Report whether the broker answers, its version and address."""
-    from hub.kafka_local import LocalKafka
+    from tools.local_kafka import LocalKafka
 
     status = LocalKafka(get_settings()).status()
     typer.echo(status.describe())
@@ -53,7 +53,7 @@ def kafka_status() -> None:
 @kafka_app.command("reset")
 def kafka_reset() -> None:
     """Stop the local broker and wipe its data directory."""
-    from hub.kafka_local import LocalKafka
+    from tools.local_kafka import LocalKafka
 
     LocalKafka(get_settings()).reset()
     typer.echo("local broker stopped and its data wiped")
@@ -128,7 +128,7 @@ def demo(
     """Worker + simulated agency traffic on the broker, then a summary (what `make demo` runs)."""
     from rich.console import Console
 
-    from hub.demo import run_demo
+    from tools.demo import run_demo
 
     raise typer.Exit(run_demo(addresses, events, seed, keep, Console()))
 

@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def broker() -> str:
     """Address of a live Kafka broker; fails (does not skip) when none answers."""
-    from hub.kafka_local import LocalKafka, probe
+    from tools.local_kafka import LocalKafka, probe
 
     settings = Settings()
     if probe(settings.broker, timeout=10.0) is None:

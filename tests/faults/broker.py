@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from hub.kafka_local import LocalKafka, probe
 from hub.settings import PROJECT_ROOT, Settings
+from tools.local_kafka import LocalKafka, probe
 
 DEFAULT_ADDRESS = "localhost:19192"
 ADDRESS_ENV = "HUB_FAULTS_BROKER"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hub.engine import AreaState, AreaUpdate, Engine, default_config
 from hub.engine.area import apply
-from hub.engine.testing import event
+from tests.engine_events import event
 
 CONFIG = default_config()
 

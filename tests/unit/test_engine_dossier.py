@@ -6,7 +6,7 @@ import orjson
 
 from hub.engine import Dossier, Engine, apply, apply_many, default_config
 from hub.engine.dossier import Repeats
-from hub.engine.testing import ADDRESS, T0_MS, event
+from tests.engine_events import ADDRESS, T0_MS, event
 from tests.unit.schema_fields import record_fields
 
 CONFIG = default_config()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub.engine import Engine, apply, default_config
-from hub.engine.testing import event
+from tests.engine_events import event
 from tests.unit.schema_fields import record_fields
 
 CONFIG = default_config()

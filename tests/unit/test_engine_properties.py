@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hub.contracts.enums import CaseStatus, CaseType, Source
 from hub.contracts.normalised import NormalisedEvent
 from hub.engine import Dossier, Engine, default_config
-from hub.engine.testing import event
+from tests.engine_events import event
 
 # Threshold 2 so AREA_CLUSTER takes part with a handful of addresses.
 CONFIG = default_config().replace(area_threshold=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hub.engine import Engine, default_config
-from hub.engine.testing import event
+from tests.engine_events import event
 
 
 def run(*events, config=None) -> Engine:

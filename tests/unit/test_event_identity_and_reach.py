@@ -12,9 +12,9 @@ from hub.contracts.decode import RejectReason
 from hub.contracts.normalised import NormalisedEvent
 from hub.engine import default_config
 from hub.engine.dossier import DUPLICATE_EVENT_ID_CONFLICT, Dossier
-from hub.engine.testing import event
 from hub.oracle import OracleResult, run_oracle
 from hub.pipeline.correlate import OutputTopics, correlate_batch, group_by_key
+from tests.engine_events import event
 
 CONFIG = default_config()
 PAND = "0014100000000042"

@@ -1,4 +1,4 @@
-"""Compact builders of NormalisedEvents for engine tests (here so the agents' tests can reuse them).
+"""Compact builders of NormalisedEvents for engine and pipeline tests (test-only helpers).
 
 Event ids default to a function of (source, case, status, time), so building the same event twice
 gives a true duplicate, and times are seconds after a fixed epoch so tests read as a timeline.

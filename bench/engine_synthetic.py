@@ -1,6 +1,6 @@
 """Throughput benchmark of the pure engine on a synthetic, realistic history.
 
-``python -m hub.engine.bench --events 1000000 --addresses 250000 [--profile] [--mode ...]``
+``python -m bench.engine_synthetic --events 1000000 --addresses 250000 [--profile] [--mode ...]``
 
 The history mimics the region: most addresses have one case (a damage claim), a minority have
 strengthening, insulation, housing-corporation work, permits or bottlenecks alongside; cases move

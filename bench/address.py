@@ -1,4 +1,4 @@
-"""Micro-benchmarks of the address hot path: ``python -m hub.address.benchmark [n]``.
+"""Micro-benchmarks of the address hot path: ``python -m bench.address [n]``.
 
 Reports addresses normalised per second on one core: ``normalise_address`` + ``make_key`` on n
 distinct messy inputs (no whole-input cache), and the cached ``address_key`` (what the Ingestor
