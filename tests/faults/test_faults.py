@@ -488,7 +488,7 @@ def serve_http(run: FaultRun) -> int:
     port = _free_port()
     log = (run.hub.root / "http.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "serve-http", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "hubctl", "serve-http", "--host", "127.0.0.1", "--port", str(port)],
         env={**run.hub.env(0), "HUB_INGRESS_TOKENS": f"{HTTP_TOKEN}=IMG"},
         stdout=log,
         stderr=subprocess.STDOUT,
