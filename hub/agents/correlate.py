@@ -2,28 +2,27 @@
 
 Concurrency stays 1 (faust-streaming issue #606: with more it can commit past an in-flight
 message). ``take_events`` hands over what arrived within 10 ms (at most 32 messages) so one
-flush and one RocksDB write per partition cover them all; Faust acks the events only after the
-call returns, so at-least-once holds. All work happens in
-:meth:`HubRuntime.process_normalised_many`.
+flush and one RocksDB write per partition cover them all. Faust acks the events only after
+``step`` returns, and ``step`` returns only once the batch is processed (it retries on error:
+:mod:`hub.pipeline.retry`), so an event is never committed unprocessed.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 import faust
-
-if TYPE_CHECKING:
-    from hub.pipeline.runtime import HubRuntime
 
 MAX_MESSAGES = 32
 WITHIN_S = 0.01
 
 
-def register(app: faust.App, runtime: HubRuntime) -> None:
-    @app.agent(runtime.normalised_topic, name="hub.correlate", concurrency=1)
+def register(
+    app: faust.App,
+    topic: faust.TopicT,
+    step: Callable[[list[tuple[int, bytes]]], Awaitable[None]],
+) -> None:
+    @app.agent(topic, name="hub.correlate", concurrency=1)
     async def correlate(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(MAX_MESSAGES, within=WITHIN_S):
-            await runtime.process_normalised_many(
-                [(event.message.partition, event.value) for event in batch]
-            )
+            await step([(event.message.partition, event.value) for event in batch])

@@ -1,0 +1,88 @@
+"""The Faust side of a worker, declared in one place: app, source topics, tables, agents.
+
+Which agents exist and what each consumes is decided here; what an agent does with a batch is
+the ``step`` it is given (the runtime's retried processor step). Faust still owns assignment,
+rebalancing, standby replicas and recovery of the tables from their changelogs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from hub.agents import area as area_agent
+from hub.agents import correlate as correlate_agent
+from hub.pipeline.topics import AREA_TABLE, CHANGELOG_CONFIG, DOSSIER_TABLE, Topics
+from hub.settings import Settings
+
+Step = Callable[[list[tuple[int, bytes]]], Awaitable[None]]
+
+# Faust's RocksDB defaults (3 x 64 MiB write buffers and a 2 GiB block cache per partition
+# database, 2 tables x N partitions of them) let memory grow past 1 GB at 250k addresses. Dossiers
+# are small and read once per batch: modest buffers and a small shared-nothing cache suffice.
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 8 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 32 * 1024 * 1024,
+}
+RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+@dataclass
+class Topology:
+    app: faust.App
+    dossiers: Any  # faust Table: address key -> dossier bytes
+    areas: Any  # faust Table: 4-digit postcode -> area state bytes
+
+
+def build_app(settings: Settings) -> faust.App:
+    s = settings
+    return faust.App(
+        s.app_id,
+        broker=f"kafka://{s.broker}",
+        store="rocksdb://",
+        datadir=str(s.data_dir),
+        topic_partitions=s.partitions,
+        topic_replication_factor=s.replication_factor,
+        topic_allow_declare=True,
+        web_enabled=False,
+        producer_acks=-1,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        # a worker that died without leaving is noticed after 30 s (Faust default: 60 s)
+        broker_session_timeout=30.0,
+        broker_heartbeat_interval=3.0,
+        # also the changelog batch size during recovery: small values made recovery slow
+        broker_max_poll_records=500,
+        stream_buffer_maxsize=64,
+        table_standby_replicas=0,
+        # on rebalance, finish the in-flight batch before giving its partition away: otherwise
+        # its late changelog write can land after the new owner's, and stale state wins
+        stream_wait_empty=True,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def build_topology(settings: Settings, topics: Topics, correlate: Step, area: Step) -> Topology:
+    """The app with its two tables and the two agents wired to their steps."""
+    app = build_app(settings)
+    table = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "partitions": settings.partitions,
+        "options": ROCKSDB_OPTIONS,
+        # roll and compact the changelogs soon, so a recovering worker replays ~one record
+        # per key instead of one per batch that touched it
+        "extra_topic_configs": CHANGELOG_CONFIG,
+    }
+    dossiers = app.Table(DOSSIER_TABLE, **table)
+    areas = app.Table(AREA_TABLE, **table)
+    correlate_agent.register(app, app.topic(topics.normalised, **RAW), correlate)
+    area_agent.register(app, app.topic(topics.area_updates, **RAW), area)
+    return Topology(app, dossiers, areas)
