@@ -22,7 +22,8 @@ def register(
     topic: faust.TopicT,
     step: Callable[[list[tuple[int, bytes]]], Awaitable[None]],
 ) -> None:
+    # take_events is faust-streaming's, missing from its StreamT stubs
     @app.agent(topic, name="hub.correlate", concurrency=1)
     async def correlate(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(MAX_MESSAGES, within=WITHIN_S):
+        async for batch in stream.take_events(MAX_MESSAGES, within=WITHIN_S):  # type: ignore[attr-defined]
             await step([(event.message.partition, event.value) for event in batch])

@@ -1,4 +1,4 @@
-"""Faust codecs for the hub's Avro records: the only module here that imports Faust.
+"""Faust codecs for the hub's Avro records (kept out of ``hub.contracts``, which is Faust-free).
 
 ``register_codecs()`` registers, in Faust's global codec registry:
 

@@ -227,15 +227,16 @@ class IngestStage:
             for msg in state.consume(num_messages=10_000, timeout=0.5):
                 if msg.error():
                     continue
-                topic = msg.topic()
+                topic = msg.topic() or ""
                 if topic == self.topics.parked:
-                    if msg.value() is None:
-                        parked_raw.pop(msg.key(), None)
+                    key, value = msg.key() or b"", msg.value()
+                    if value is None:
+                        parked_raw.pop(key, None)
                     else:
-                        parked_raw[msg.key()] = msg.value()
+                        parked_raw[key] = value
                 else:
                     self._apply_state_message(msg, emit=False)
-                if msg.offset() + 1 >= ends[topic]:
+                if (msg.offset() or 0) + 1 >= ends[topic]:
                     done.add(topic)
         # The parked topic is only read at start: from here on follow the two global topics.
         state.incremental_unassign([TopicPartition(self.topics.parked, 0)])
@@ -301,9 +302,10 @@ class IngestStage:
         parked = 0
         released = 0
         for msg in messages:
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("consume error: %s", msg.error())
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", error)
                 continue
             raw = msg.value() or b""
             decoded = decode_inbound(raw)
@@ -332,8 +334,9 @@ class IngestStage:
                     value=raw,
                     on_delivery=self._on_delivery,
                 )
-            if result.building_case is not None:  # a pand-only event: the building's case
-                self._publish_building_case(result.building_case.pand_id, result.building_case)
+            case = result.building_case
+            if case is not None and case.pand_id:  # a pand-only event: the building's case
+                self._publish_building_case(case.pand_id, case)
             self._publish_learned(result)
         self._emit_normalised(normalised, origins)
         accepted = sum(received.values())
@@ -438,7 +441,7 @@ class IngestStage:
                 self.topics.dead_letter,
                 key=key,
                 value=value,
-                headers=headers,
+                headers=list(headers),  # type: ignore[arg-type]  # stubs: invariant list
                 on_delivery=self._on_delivery,
             )
         except KafkaException as exc:
@@ -450,7 +453,7 @@ class IngestStage:
                 self.topics.dead_letter,
                 key=None,
                 value=None,
-                headers=kept + truncation_headers(size),
+                headers=kept + truncation_headers(size),  # type: ignore[arg-type]
                 on_delivery=self._on_delivery,
             )
 

@@ -53,7 +53,8 @@ class BatchedTableWriter:
 
     def db(self, partition: int) -> Any:
         """The RocksDB of one partition (opened by Faust on assignment and recovery)."""
-        return self.table.data._db_for_partition(partition)
+        data: Any = self.table.data  # faust's RocksDB store (its type stubs say StoreT)
+        return data._db_for_partition(partition)
 
     def get_many(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
         return self.db(partition)[keys] if keys else []
@@ -84,7 +85,8 @@ class BatchedTableWriter:
                 batch.put(key, value)
             offset = self._offsets.get(partition)
             if offset is not None:
-                batch.put(self.table.data.offset_key, str(offset).encode())
+                data: Any = self.table.data
+                batch.put(data.offset_key, str(offset).encode())
             self.db(partition).write(batch)
 
     async def flush(self) -> None:
@@ -111,8 +113,14 @@ class BatchedTableWriter:
     def _on_changelog(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._on_delivery(err, msg)
-        elif msg.offset() > self._offsets.get(msg.partition(), -1):
-            self._offsets[msg.partition()] = msg.offset()
+            return
+        partition, offset = msg.partition(), msg.offset()
+        if (
+            partition is not None
+            and offset is not None
+            and offset > self._offsets.get(partition, -1)
+        ):
+            self._offsets[partition] = offset
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:

@@ -28,7 +28,12 @@ ROCKSDB_OPTIONS = {
     "max_write_buffer_number": 2,
     "block_cache_size": 32 * 1024 * 1024,
 }
-RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 
 
 @dataclass
@@ -72,7 +77,7 @@ def build_app(settings: Settings) -> faust.App:
 def build_topology(settings: Settings, topics: Topics, correlate: Step, area: Step) -> Topology:
     """The app with its two tables and the two agents wired to their steps."""
     app = build_app(settings)
-    table = {
+    table: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
         "partitions": settings.partitions,
