@@ -1,7 +1,7 @@
 """Isolated hub workers for the benchmark: own topic prefix, app id, data dirs and metrics port.
 
 Adapted from ``tests/integration/pipeline_harness.py`` (the tests keep their copy: the benchmark
-must not depend on the test tree). Workers are real ``python -m hub.cli worker`` processes; the
+must not depend on the test tree). Workers are real ``python -m hubctl worker`` processes; the
 benchmark observes them only from outside (broker lag, ``/metrics``, ``/readyz``, ``/proc``), so
 what it measures is what production runs.
 """
@@ -233,7 +233,7 @@ class BenchHub:
         }
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "worker"],
+            [sys.executable, "-m", "hubctl", "worker"],
             env=env,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,

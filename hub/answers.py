@@ -16,7 +16,7 @@ What is read where (see :mod:`hub.pipeline.topics`):
   replayed ones are remembered on the compacted ``dlq-replayed`` topic (see :func:`replay`);
 * status: metadata, committed offsets of the hub's consumer groups and the watermarks.
 
-The functions return plain data (dicts, dataclasses); :mod:`hub.cli_answers` renders them.
+The functions return plain data (dicts, dataclasses); :mod:`hubctl.answers` renders them.
 """
 
 from __future__ import annotations

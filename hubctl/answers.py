@@ -1,6 +1,6 @@
 """The answer commands of the ``hub`` CLI: ``alerts``, ``dossier``, ``dlq list|replay``, ``status``.
 
-Wiring: ``hub.cli`` calls :func:`register` on its typer app. Every command builds a fresh
+Wiring: ``hubctl.main`` calls :func:`register` on its typer app. Every command builds a fresh
 ``Settings()`` (not the cached ``get_settings()``) so ``HUB_*`` variables set by a caller or a
 test runner take effect. Output goes to the operator's terminal, which may show contact data of
 a dossier; nothing here logs. Exit code 1 when the answer cannot be given (broker unreachable,
@@ -129,7 +129,7 @@ def _render_alerts(result: answers.AlertsAnswer) -> None:
     console.print(summary)
 
 
-def _render_dossier(view: dict[str, Any]) -> None:
+def render_dossier(view: dict[str, Any]) -> None:
     console = _console()
     ids = ", ".join(view["nummeraanduiding_ids"]) or "-"
     pands = ", ".join(view["pand_ids"]) or "-"
@@ -322,7 +322,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             _echo_json(view)
             return
-        _render_dossier(view)
+        render_dossier(view)
 
     dlq_app = typer.Typer(help="Dead letters: inspect and re-submit.", no_args_is_help=True)
     app.add_typer(dlq_app, name="dlq")

@@ -1,4 +1,7 @@
-"""The ``hub`` command line (typer): broker lifecycle, worker, ingest, answers, operations."""
+"""The ``hub`` command line (typer): broker lifecycle, worker, ingest, answers, operations.
+
+Console script ``hub`` = :data:`app`; ``python -m hubctl`` runs the same app.
+"""
 
 from __future__ import annotations
 
@@ -128,9 +131,10 @@ def demo(
     """Worker + simulated agency traffic on the broker, then a summary (what `make demo` runs)."""
     from rich.console import Console
 
+    from hubctl.answers import render_dossier
     from tools.demo import run_demo
 
-    raise typer.Exit(run_demo(addresses, events, seed, keep, Console()))
+    raise typer.Exit(run_demo(addresses, events, seed, keep, Console(), render_dossier))
 
 
 register_app = typer.Typer(help="The address register (BAG).", no_args_is_help=True)
@@ -156,10 +160,10 @@ def register_load(
 
 
 def _register_plugins() -> None:
-    """Commands that live next to their code (connectors, answers)."""
+    """Commands that live next to their code (connectors) and the answer commands."""
     from connectors.cli_http import register as register_http
     from connectors.cli_ingest import register as register_ingest
-    from hub.cli_answers import register as register_answers
+    from hubctl.answers import register as register_answers
 
     register_ingest(app)
     register_http(app)

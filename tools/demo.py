@@ -14,7 +14,9 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -59,7 +61,15 @@ def _wait_caught_up(
     raise TimeoutError(f"worker not caught up after {timeout_s:.0f}s; see {log}")
 
 
-def run_demo(addresses: int, events: int, seed: int, keep: bool, console: Console) -> int:
+def run_demo(
+    addresses: int,
+    events: int,
+    seed: int,
+    keep: bool,
+    console: Console,
+    render_dossier: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """Run the demo; ``render_dossier`` (the CLI's ``hub dossier`` view) shows one example."""
     run = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
     base = Settings()
     settings = base.model_copy(
@@ -74,7 +84,7 @@ def run_demo(addresses: int, events: int, seed: int, keep: bool, console: Consol
     console.print(f"[bold]hub demo[/] run {run} on broker {settings.broker}")
     ensure_topics(settings)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "worker"],
+        [sys.executable, "-m", "hubctl", "worker"],
         env=_worker_env(settings),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -102,7 +112,7 @@ def run_demo(addresses: int, events: int, seed: int, keep: bool, console: Consol
         published_s = time.monotonic() - began
         caught_up_s = _wait_caught_up(settings, worker, log)
         total_s = time.monotonic() - began
-        _summary(settings, sim, report.total, published_s, total_s, console)
+        _summary(settings, sim, report.total, published_s, total_s, console, render_dossier)
         del caught_up_s
         return 0
     finally:
@@ -122,6 +132,7 @@ def _summary(
     published_s: float,
     total_s: float,
     console: Console,
+    render_dossier: Callable[[dict[str, Any]], None] | None,
 ) -> None:
     manifest = sim.manifest  # type: ignore[attr-defined]
     dead = answers.read_dead_letters(settings)
@@ -159,11 +170,9 @@ def _summary(
         f"Metrics: http://localhost:{settings.metrics_port}/metrics (while the worker "
         "runs; `hub worker` serves the same)"
     )
-    if planted:
-        from hub.cli_answers import _render_dossier
-
+    if planted and render_dossier is not None:
         console.print(f"\n[bold]Example[/]: hub dossier {planted[0]}")
-        _render_dossier(answers.dossier_json(answers.read_dossier(settings, planted[0])))
+        render_dossier(answers.dossier_json(answers.read_dossier(settings, planted[0])))
 
 
 def _delete_topics(settings: Settings) -> None:

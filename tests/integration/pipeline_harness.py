@@ -77,7 +77,7 @@ class HubUnderTest:
     ) -> subprocess.Popen[bytes]:
         log = (self.root / f"worker{index}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "worker"],
+            [sys.executable, "-m", "hubctl", "worker"],
             env={**self.env(index), "HUB_METRICS_PORT": str(metrics_port), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,

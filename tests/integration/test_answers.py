@@ -24,12 +24,12 @@ from typer.testing import CliRunner
 
 from hub.address.register import fact_key, nummeraanduiding_fact, pand_fact
 from hub.answers import H_REPLAYED_FROM, parse_address_query, replayed_topic
-from hub.cli_answers import register, timeline_bar
 from hub.contracts.codec import get_codec
 from hub.contracts.deadletter import build_headers
 from hub.pipeline.clients import producer_config
 from hub.pipeline.topics import Topics, ensure_topics
 from hub.settings import Settings
+from hubctl.answers import register, timeline_bar
 
 PARTITIONS = 3
 T0 = 1_717_200_000_000  # 2024-06-01 in epoch ms

@@ -46,7 +46,7 @@ def test_worker_on_an_empty_cluster_creates_its_topics_and_correlates_within_sec
         events.write_text("".join(json.dumps(e) + "\n" for e in SAMENLOOP_STORY))
         published = time.monotonic()
         subprocess.run(
-            [sys.executable, "-m", "hub.cli", "ingest", str(events)],
+            [sys.executable, "-m", "hubctl", "ingest", str(events)],
             env=hub.env(0),
             check=True,
             capture_output=True,
@@ -61,9 +61,7 @@ def test_worker_on_an_empty_cluster_creates_its_topics_and_correlates_within_sec
         assert "Ignoring missing topic" not in hub.logs()
 
 
-def test_lag_is_exported_for_every_source_partition_once_ready(
-    broker: str, tmp_path: Path
-) -> None:
+def test_lag_is_exported_for_every_source_partition_once_ready(broker: str, tmp_path: Path) -> None:
     """Partitions this worker owns and any nobody owns: every one has a lag series."""
     port = _free_port()
     with hub_under_test(broker, tmp_path, create_topics=False) as hub:

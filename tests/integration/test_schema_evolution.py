@@ -22,7 +22,6 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from typer.testing import CliRunner
 
 from hub.answers import H_REPLAYED_FROM, read_dead_letters
-from hub.cli import app
 from hub.contracts.avro import default_schema_set, load_schema_file, schema_dir
 from hub.contracts.codec import AvroCodec, get_codec
 from hub.contracts.decode import case_event_to_avro_dict, decode_case_event, parse_case_event_json
@@ -31,6 +30,7 @@ from hub.pipeline.clients import producer_config
 from hub.pipeline.ingest import IngestStage
 from hub.pipeline.topics import Topics, delete_topics, ensure_topics
 from hub.settings import Settings
+from hubctl.main import app
 from tests.integration.kafka_helpers import sample
 
 V2_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "avro_v2" / "CaseEvent.v2.avsc"

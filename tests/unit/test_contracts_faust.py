@@ -10,7 +10,7 @@ import pytest
 from hub.contracts.codec import AvroCodec, DecodeError, EncodeError
 
 codecs = pytest.importorskip("faust.serializers.codecs")
-faust_codec = pytest.importorskip("hub.contracts.faust_codec")
+faust_codec = pytest.importorskip("hub.pipeline.faust_codec")
 
 SAMPLES = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "contracts" / "samples.json").read_text()
