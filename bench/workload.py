@@ -24,7 +24,8 @@ from hub.settings import PROJECT_ROOT, Settings
 
 CACHE_DIR = PROJECT_ROOT / ".local" / "bench" / "cache"
 _CODE = [
-    PROJECT_ROOT / "connectors" / "simulator.py",
+    *sorted((PROJECT_ROOT / "connectors" / "simulator").glob("*.py")),
+    PROJECT_ROOT / "hub" / "config" / "rules.toml",  # the simulator plants against these
     PROJECT_ROOT / "connectors" / "kafka_publish.py",
     *sorted((PROJECT_ROOT / "hub" / "contracts").glob("*.py")),
     *sorted((PROJECT_ROOT / "schemas").rglob("*.avsc")),

@@ -1,57 +1,23 @@
-"""Traffic simulator: realistic, deterministic CaseEvent traffic for the Groningen region.
-
-``simulate(addresses, events, seed)`` builds a small world (the region's real municipalities,
-plausible postcodes per former municipality, buildings holding one or many addresses, BAG ids whose
-prefix is the *creating* municipality, often a pre-merger code), plans case lifecycles per source
-with a known share of *planted* rule situations, and returns a :class:`Simulation`: an iterable of
-events in the JSON form of :class:`hub.contracts.events.CaseEvent` (dicts; malformed non-JSON lines
-are plain ``str``) plus a :class:`Manifest` of what was planted. Iterating twice, or calling again
-with the same arguments, yields the same events byte for byte (``random.Random`` with fixed
-seeds; no set/hash ordering ever drives generation).
-
-Address forms follow the hub's resolver (``hub.address.resolve``): an event with *only* a
-``pand_id`` is a *building* case (NCG strengthening of a whole building: pand + gemeentecode);
-every other case is per address, and its postal-form events also carry the address's ``pand_id``
-as a register fact (which teaches the register the building's addresses, so building cases reach
-every address that had a case of its own). An event carrying only a ``nummeraanduiding_id`` is sent
-only after that address was sent with postal fields and the id.
-
-Ground truth: planted sets hold under the default rules config (``hub/config/rules.toml``) for the
-*final* state of the stream. Background traffic is constrained so that it never makes a rule fire
-at the end (transient firing along the way is realistic and allowed): no undecided damage claim
-where strengthening is active at the end, at most one active case with a work window per address,
-no active bottleneck above the mandate. See ``docs/simulator.md``.
-"""
+"""Case planning: every case's lifecycle and final state, the planted rule situations (built
+against the thresholds of a rules config, by default ``hub/config/rules.toml``) and the
+:class:`Manifest` of what was planted."""
 
 from __future__ import annotations
 
-import bisect
-import csv
-import gc
-import heapq
-import random
-import sys
-import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
-from itertools import accumulate
-from pathlib import Path
-from typing import IO, Any, NamedTuple
+from datetime import UTC, datetime
+from typing import Any
 
-import orjson
-
-Event = dict[str, Any]
-Item = Event | str  # a str is a raw, non-JSON line (malformed NOT_JSON)
-
-# Defaults of hub/config/rules.toml that the planted ground truth is built against.
-SAMENLOOP_MUNICIPALITIES = ("GM1979", "GM0014", "GM1966", "GM1952", "GM1895")
-WASTED_WORK_HORIZON_DAYS = 365
-MIN_GAP_DAYS = 14
-MANDATE_CENTS = 5_000_000
-AREA_THRESHOLD = 5
+from connectors.simulator.world import (
+    _CORPORATIONS,
+    AREAS,
+    MUNICIPALITY_NAMES,
+    AddressRef,
+    _Random,
+    _World,
+)
+from hub.engine import RulesConfig
 
 # The stream runs from DEFAULT_START over DEFAULT_SPAN_DAYS, and case lifecycles (work windows,
 # decisions, closings) run up to ~2.5 years past the span's end. Starting in 2016 keeps every
@@ -59,110 +25,6 @@ AREA_THRESHOLD = 5
 # refuses events more than a day in the future (docs/contracts.md, occurred_at plausibility).
 DEFAULT_START = datetime(2016, 1, 1, tzinfo=UTC)
 DEFAULT_SPAN_DAYS = 6 * 365
-
-MUNICIPALITY_NAMES = {
-    "GM1979": "Eemsdelta",
-    "GM0014": "Groningen",
-    "GM1966": "Het Hogeland",
-    "GM1952": "Midden-Groningen",
-    "GM1895": "Oldambt",
-    "GM0765": "Pekela",
-    "GM0037": "Stadskanaal",
-    "GM0047": "Veendam",
-    "GM1969": "Westerkwartier",
-    "GM1950": "Westerwolde",
-    "GM1680": "Aa en Hunze",
-    "GM1730": "Tynaarlo",
-    "GM1699": "Noordenveld",
-    "GM0106": "Assen",
-}
-
-
-class _Area(NamedTuple):
-    """A (former) municipality's territory: where addresses are generated."""
-
-    gm: str  # current municipality
-    name: str  # territory (former municipality or town)
-    code: str  # creating code in BAG ids (pre-merger code where there was a merger)
-    pc4: tuple[tuple[int, int], ...]  # inclusive 4-digit postcode ranges (rough)
-    weight: float  # share of the region's addresses (rough)
-    ncg: float  # share of buildings in the strengthening programme (rough; Eemsdelta highest)
-    multi: float  # share of buildings with several addresses
-
-
-# Rough table: postcode ranges are plausible, not authoritative; weights ~ housing stock.
-AREAS: tuple[_Area, ...] = (
-    _Area("GM0014", "Groningen (stad)", "0014", ((9711, 9749),), 30.0, 0.02, 0.35),
-    _Area("GM0014", "Haren", "0017", ((9750, 9759),), 2.5, 0.01, 0.15),
-    _Area("GM0014", "Ten Boer", "0009", ((9790, 9799),), 1.0, 0.12, 0.05),
-    _Area("GM1979", "Appingedam", "0003", ((9900, 9903),), 1.5, 0.35, 0.12),
-    _Area("GM1979", "Delfzijl", "0010", ((9930, 9949),), 3.5, 0.30, 0.15),
-    _Area("GM1979", "Loppersum", "0024", ((9911, 9925), (9991, 9999)), 1.5, 0.45, 0.05),
-    _Area("GM1966", "Bedum", "0005", ((9780, 9789),), 1.2, 0.12, 0.08),
-    _Area("GM1966", "Winsum", "0053", ((9770, 9779), (9950, 9959)), 1.6, 0.10, 0.06),
-    _Area("GM1966", "De Marne", "1663", ((9960, 9979),), 1.1, 0.05, 0.05),
-    _Area("GM1966", "Eemsmond", "1651", ((9980, 9989),), 1.6, 0.12, 0.06),
-    _Area("GM1952", "Hoogezand-Sappemeer", "0018", ((9600, 9613),), 3.9, 0.05, 0.12),
-    _Area("GM1952", "Slochteren", "0040", ((9614, 9629),), 1.9, 0.12, 0.05),
-    _Area("GM1952", "Menterwolde", "1987", ((9630, 9639), (9649, 9651)), 1.4, 0.04, 0.05),
-    _Area("GM1895", "Oldambt", "1895", ((9670, 9694),), 4.5, 0.03, 0.08),
-    _Area("GM0765", "Pekela", "0765", ((9660, 9665),), 1.4, 0.01, 0.06),
-    _Area("GM0037", "Stadskanaal", "0037", ((9500, 9509), (9580, 9591)), 3.6, 0.005, 0.08),
-    _Area("GM0047", "Veendam", "0047", ((9640, 9648),), 3.0, 0.01, 0.08),
-    _Area("GM1969", "Zuidhorn", "0056", ((9800, 9849),), 2.3, 0.005, 0.06),
-    _Area("GM1969", "Grootegast", "0015", ((9850, 9866),), 1.2, 0.003, 0.04),
-    _Area("GM1969", "Leek", "0022", ((9350, 9359),), 1.9, 0.002, 0.08),
-    _Area("GM1969", "Marum", "0025", ((9360, 9369),), 1.0, 0.002, 0.05),
-    _Area("GM1950", "Westerwolde", "1950", ((9540, 9566), (9695, 9699)), 2.6, 0.002, 0.05),
-    _Area("GM1680", "Aa en Hunze", "1680", ((9450, 9469),), 2.6, 0.002, 0.05),
-    _Area("GM1730", "Tynaarlo", "1730", ((9470, 9489), (9760, 9769)), 3.4, 0.004, 0.08),
-    _Area("GM1699", "Noordenveld", "1699", ((9300, 9339),), 3.3, 0.002, 0.08),
-    _Area("GM0106", "Assen", "0106", ((9400, 9419),), 6.8, 0.001, 0.15),
-)
-# Current code used in BAG ids of objects created after a merger.
-_POST_MERGER_CODE = {
-    "GM1979": "1979",
-    "GM0014": "0014",
-    "GM1966": "1966",
-    "GM1952": "1952",
-    "GM1969": "1969",
-}
-_CORPORATIONS = (
-    "Woonstichting Noord",
-    "Woonborg-Oost",
-    "Huisvesting Eemsland",
-    "Wooncorporatie Stad",
-    "Stichting Huurwoningen Ommeland",
-)
-
-
-def municipality_of_postcode(postcode: str) -> str | None:
-    """The current GM code the simulator's postcode table assigns to a postcode (or None)."""
-    try:
-        pc4 = int(postcode[:4])
-    except ValueError:
-        return None
-    for area in AREAS:
-        if any(lo <= pc4 <= hi for lo, hi in area.pc4):
-            return area.gm
-    return None
-
-
-class MalformedReason(StrEnum):
-    """Why a planted malformed event must be rejected, and at which stage."""
-
-    NOT_JSON = "NOT_JSON"  # decode: the line is not JSON
-    MISSING_FIELD = "MISSING_FIELD"  # contract: a required field is absent
-    UNKNOWN_ENUM = "UNKNOWN_ENUM"  # contract: source/case_type/status outside the enum
-    BAD_DATE = "BAD_DATE"  # contract: unparseable date or occurred_at without offset
-    WINDOW_REVERSED = "WINDOW_REVERSED"  # contract: planned_end before planned_start
-    NEGATIVE_AMOUNT = "NEGATIVE_AMOUNT"  # contract: amount_eur < 0
-    BAD_IDENTIFIER = "BAD_IDENTIFIER"  # contract: BAG id with the wrong type code
-    BAD_POSTCODE = "BAD_POSTCODE"  # contract (postcode shape) and hub.address: not a postcode
-
-
-#: Reasons rejected by ``CaseEvent.model_validate`` (NOT_JSON fails earlier, at decoding).
-CONTRACT_REASONS = frozenset(MalformedReason) - {MalformedReason.NOT_JSON}
 
 
 @dataclass(frozen=True)
@@ -183,26 +45,13 @@ class Shares:
     planted_budget: float = 0.5  # planted cases use at most this share of the valid events
 
 
-class AddressRef(NamedTuple):
-    """One simulated address, with its canonical key (``hub.address.key`` format)."""
-
-    key: str
-    postcode: str
-    huisnummer: int
-    huisletter: str | None
-    huisnummertoevoeging: str | None
-    nummeraanduiding_id: str
-    pand_id: str
-    gemeentecode: str
-
-
 CaseRef = tuple[str, str]  # (source, case_id)
 PairRef = tuple[CaseRef, CaseRef]  # sorted
 
 
 @dataclass
 class Manifest:
-    """What was planted and what must hold at the end of the stream (default rules config).
+    """What was planted and what must hold at the end of the stream (under the planner's config).
 
     Address sets hold canonical keys (``"9711AB-12A-2"``); ``addresses`` maps each key that appears
     in any set to its :class:`AddressRef`. ``*_near_miss`` sets are addresses built to *not* fire
@@ -261,172 +110,6 @@ class Manifest:
             "contact_routing": len(self.contact_routing),
             "contact_routing_seeded": len(self.contact_routing_seeded),
         }
-
-
-class _Random(random.Random):
-    """``random.Random`` with cheaper ``randint``/``randrange``/``choice``/``choices``.
-
-    Each draws from ``random()`` once (a C call) instead of the stdlib's pure-Python rejection
-    sampling: a few times faster, deterministic everywhere, uniform to within 2**-53.
-    """
-
-    def randint(self, a: int, b: int) -> int:
-        return a + int(self.random() * (b - a + 1))
-
-    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:  # type: ignore[override]
-        if stop is None:
-            return int(self.random() * start)
-        return start + int(self.random() * (stop - start))
-
-    def choice(self, seq: Any) -> Any:
-        return seq[int(self.random() * len(seq))]
-
-    def choices(  # type: ignore[override]
-        self, population: Any, weights: Any = None, *, cum_weights: Any = None, k: int = 1
-    ) -> list[Any]:
-        if cum_weights is None:
-            cum_weights = list(accumulate(weights))
-        total, last = cum_weights[-1], len(cum_weights) - 1
-        rnd = self.random
-        return [
-            population[min(bisect.bisect_right(cum_weights, rnd() * total), last)] for _ in range(k)
-        ]
-
-
-# --- the world: addresses and buildings --------------------------------------------------------
-
-_LETTER_PAIRS = tuple(
-    a + b
-    for a in "ABCDEFGHJKLMNPRSTVWXZ"
-    for b in "ABCDEFGHJKLMNPRSTVWXZ"
-    if a + b not in ("SA", "SD", "SS")
-)
-_TOEVOEGINGEN_SINGLE = ("BIS", "1", "A", "HS", "I")
-
-
-class _World:
-    """Parallel lists (compact for a few hundred thousand addresses)."""
-
-    def __init__(self) -> None:
-        self.pc: list[str] = []
-        self.num: list[int] = []
-        self.let: list[str | None] = []
-        self.add: list[str | None] = []
-        self.na: list[str] = []
-        self.bld: list[int] = []
-        self.gm: list[str] = []
-        self.b_pand: list[str] = []
-        self.b_first: list[int] = []
-        self.b_n: list[int] = []
-        self.b_area: list[int] = []
-        self.b_rental: list[bool] = []
-
-    def key(self, a: int) -> str:
-        out = f"{self.pc[a]}-{self.num[a]}"
-        if self.let[a] is not None:
-            out += self.let[a]  # type: ignore[operator]
-        if self.add[a] is not None:
-            out += "-" + self.add[a]  # type: ignore[operator]
-        return out
-
-    def ref(self, a: int) -> AddressRef:
-        return AddressRef(
-            self.key(a),
-            self.pc[a],
-            self.num[a],
-            self.let[a],
-            self.add[a],
-            self.na[a],
-            self.b_pand[self.bld[a]],
-            self.gm[a],
-        )
-
-
-def _build_world(n: int, rng: random.Random) -> _World:
-    w = _World()
-    total_w = sum(a.weight for a in AREAS)
-    quotas = [int(n * a.weight / total_w) for a in AREAS]
-    quotas[0] += n - sum(quotas)
-    na_ctr: dict[str, int] = {}
-    pand_ctr: dict[str, int] = {}
-    used_pc: set[str] = set()
-    rand, randint, choice = rng.random, rng.randint, rng.choice
-
-    def next_id(ctr: dict[str, int], code: str, typ: str) -> str:
-        v = ctr.get(code)
-        if v is None:
-            v = randint(1_000, 400_000)
-        v += randint(1, 4)
-        ctr[code] = v
-        return f"{code}{typ}{v:010d}"
-
-    for ai, (area, quota) in enumerate(zip(AREAS, quotas, strict=True)):
-        pc4s = [p for lo, hi in area.pc4 for p in range(lo, hi + 1)]
-        made = 0
-        pc, pc_left, number = "", 0, 1
-        while made < quota:
-            if pc_left <= 0:
-                while True:
-                    pc = f"{choice(pc4s)}{choice(_LETTER_PAIRS)}"
-                    if pc not in used_pc:
-                        used_pc.add(pc)
-                        break
-                pc_left, number = randint(8, 45), randint(1, 120)
-            code = area.code
-            if (
-                area.gm in _POST_MERGER_CODE
-                and code != _POST_MERGER_CODE[area.gm]
-                and rand() < 0.06
-            ):
-                code = _POST_MERGER_CODE[area.gm]  # built after the merger
-            # units of this building: (number, letter, toevoeging)
-            if rand() < area.multi:
-                r = rand()
-                size = randint(2, 4) if r < 0.5 else randint(6, 24) if r < 0.9 else randint(30, 60)
-                style = rand()
-                if size <= 4 and style < 0.4:
-                    units = [
-                        (number, None if i == 0 else "ABCDEF"[i - 1], None) for i in range(size)
-                    ]
-                    number += 2
-                elif style < 0.7:
-                    units = [(number, None, str(i + 1)) for i in range(size)]
-                    number += 2
-                elif style < 0.9 or size > 20:
-                    units = [(number + 2 * i, None, None) for i in range(size)]
-                    number += 2 * size
-                else:
-                    units = [(number, "ABCDEFGHJK"[i // 2], str(i % 2 + 1)) for i in range(size)]
-                    number += 2
-            else:
-                r = rand()
-                if r < 0.04:
-                    units = [(number, "A", None)]
-                    number += 2
-                elif r < 0.055:
-                    units = [(number, None, choice(_TOEVOEGINGEN_SINGLE))]
-                    number += 2
-                else:
-                    units = [(number, None, None)]
-                    number += choice((1, 2, 2, 2))
-            units = units[: quota - made]
-            b = len(w.b_pand)
-            w.b_pand.append(next_id(pand_ctr, code, "10"))
-            w.b_first.append(len(w.pc))
-            w.b_n.append(len(units))
-            w.b_area.append(ai)
-            w.b_rental.append(rand() < (0.7 if len(units) > 1 else 0.25))
-            for num, let, add in units:
-                w.pc.append(pc)
-                w.num.append(num)
-                w.let.append(let)
-                w.add.append(add)
-                w.na.append(next_id(na_ctr, code, "20"))
-                w.bld.append(b)
-                w.gm.append(area.gm)
-            made += len(units)
-            pc_left -= len(units)
-    return w
 
 
 # --- lifecycles --------------------------------------------------------------------------------
@@ -540,9 +223,21 @@ class _Planner:
     """Plans every case (the world's history) with its final state; tracks the end state."""
 
     def __init__(
-        self, world: _World, n_valid: int, seed: int, shares: Shares, span_days: int
+        self,
+        world: _World,
+        n_valid: int,
+        seed: int,
+        shares: Shares,
+        span_days: int,
+        config: RulesConfig,
     ) -> None:
         self.w = world
+        # Thresholds of the rules config the planted truth is built against (one source of truth).
+        self.samenloop_gms = tuple(sorted(config.samenloop_municipalities))
+        self.horizon_days = config.wasted_work_horizon_days
+        self.min_gap_days = config.min_gap_days
+        self.mandate_cents = config.mandate_cents
+        self.area_threshold = config.area_threshold
         self.rng = _Random(seed * 1_000_003 + 2)
         self.budget = n_valid
         self.used = 0
@@ -856,7 +551,7 @@ class _Planner:
 
     def _plant_samenloop(self) -> bool:
         if not hasattr(self, "_s_sl"):
-            self._s_sl = self._sampler(SAMENLOOP_MUNICIPALITIES, "ncg")
+            self._s_sl = self._sampler(self.samenloop_gms, "ncg")
         b = self._free_building(self._s_sl)
         if b is None:
             return False
@@ -881,12 +576,12 @@ class _Planner:
         kind = rng.randrange(3)
         if kind == 0:  # outside the AMvB municipalities
             if not hasattr(self, "_s_out"):
-                outside = tuple(g for g in MUNICIPALITY_NAMES if g not in SAMENLOOP_MUNICIPALITIES)
+                outside = tuple(g for g in MUNICIPALITY_NAMES if g not in self.samenloop_gms)
                 self._s_out = self._sampler(outside, "ncg")
             b = self._free_building(self._s_out)
         else:
             if not hasattr(self, "_s_sl"):
-                self._s_sl = self._sampler(SAMENLOOP_MUNICIPALITIES, "ncg")
+                self._s_sl = self._sampler(self.samenloop_gms, "ncg")
             b = self._free_building(self._s_sl)
         if b is None:
             return False
@@ -924,14 +619,14 @@ class _Planner:
         near_miss = rng.random() < 0.12
         r = rng.random()
         if near_miss:
-            gap = rng.randint(WASTED_WORK_HORIZON_DAYS + 1, WASTED_WORK_HORIZON_DAYS + 200)
+            gap = rng.randint(self.horizon_days + 1, self.horizon_days + 200)
         else:
             gap = (
-                WASTED_WORK_HORIZON_DAYS
+                self.horizon_days
                 if r < 0.05
-                else rng.randint(1, MIN_GAP_DAYS - 1)
+                else rng.randint(1, self.min_gap_days - 1)
                 if r < 0.15
-                else rng.randint(MIN_GAP_DAYS, WASTED_WORK_HORIZON_DAYS)
+                else rng.randint(self.min_gap_days, self.horizon_days)
             )
         t_s = rng.randrange(self.span * 86400)
         s_win = self._window(STR, t_s, (400, 800))
@@ -1032,7 +727,13 @@ class _Planner:
         rng = self.rng
         (sa, ta), (sb, tb) = rng.choice(self._OVERLAP_PAIRS)
         r = rng.random()
-        gap = 0 if r < 0.1 else MIN_GAP_DAYS - 1 if r < 0.2 else rng.randint(-60, MIN_GAP_DAYS - 1)
+        gap = (
+            0
+            if r < 0.1
+            else self.min_gap_days - 1
+            if r < 0.2
+            else rng.randint(-60, self.min_gap_days - 1)
+        )
         wa, wb = self._overlap_windows(ta, tb, gap)
         ca = self._windowed_case(sa, ta, a, wa)
         cb = self._windowed_case(sb, tb, a, wb)
@@ -1047,7 +748,7 @@ class _Planner:
         rng = self.rng
         if rng.random() < 0.5:  # exactly min_gap days apart: not a collision
             (sa, ta), (sb, tb) = rng.choice(self._OVERLAP_PAIRS)
-            gap = MIN_GAP_DAYS
+            gap = self.min_gap_days
         else:  # same source overlapping: not a collision (rule 4 needs different sources)
             (sa, ta), (sb, tb) = rng.choice((((MUN, WORKS), (MUN, INS)), ((HC, REN), (HC, MNT))))
             gap = rng.randint(-20, 5)
@@ -1071,7 +772,11 @@ class _Planner:
             return False
         a = self.w.b_first[b] + self.rng.randrange(self.w.b_n[b])
         r = self.rng.random()
-        cents = MANDATE_CENTS + 1 if r < 0.1 else self.rng.randint(MANDATE_CENTS + 1, 25_000_000)
+        cents = (
+            self.mandate_cents + 1
+            if r < 0.1
+            else self.rng.randint(self.mandate_cents + 1, 25_000_000)
+        )
         case = self._bottleneck(a, cents, True)
         self.sets["mandate"].append(a)
         self.sets["mandate_cases"].append(self.ref(case))
@@ -1085,9 +790,11 @@ class _Planner:
             return False
         a = self.w.b_first[b] + self.rng.randrange(self.w.b_n[b])
         if self.rng.random() < 0.5:
-            self._bottleneck(a, MANDATE_CENTS, True)  # exactly the mandate: not above it
+            self._bottleneck(a, self.mandate_cents, True)  # exactly the mandate: not above it
         else:
-            self._bottleneck(a, self.rng.randint(MANDATE_CENTS + 1, 20_000_000), False)  # closed
+            self._bottleneck(
+                a, self.rng.randint(self.mandate_cents + 1, 20_000_000), False
+            )  # closed
         self.sets["mandate_near_miss"].append(a)
         return True
 
@@ -1213,9 +920,9 @@ class _Planner:
         win = self._window(ctype, rng.randrange(self.span * 86400)) if ctype in _WIN_LEN else None
         cents = None
         if ctype == BOT:
-            cents = rng.randint(50_000, MANDATE_CENTS)
+            cents = rng.randint(50_000, self.mandate_cents)
             if seq[-1] in _INACTIVE and rng.random() < 0.1:
-                cents = rng.randint(MANDATE_CENTS + 1, 15_000_000)  # escalated, since closed
+                cents = rng.randint(self.mandate_cents + 1, 15_000_000)  # escalated, since closed
             if rng.random() < 0.3:
                 src = NCG
         self.add(
@@ -1289,547 +996,9 @@ class _Planner:
             mandate_exceeded=keys("mandate"),
             mandate_exceeded_cases=frozenset(s["mandate_cases"]),
             mandate_near_miss=keys("mandate_near_miss"),
-            area_clusters={k: v for k, v in sorted(areas.items()) if v >= AREA_THRESHOLD},
+            area_clusters={k: v for k, v in sorted(areas.items()) if v >= self.area_threshold},
             contact_routing=cr_learned,
             contact_routing_seeded=cr_seeded,
             addresses=refs,
             shares=shares,
         )
-
-
-# --- time ----------------------------------------------------------------------------------------
-
-_EPOCH_NAIVE = datetime(1970, 1, 1)
-
-
-def _last_sunday(year: int, month: int) -> date:
-    d = date(year, month, 31)
-    return d - timedelta(days=(d.weekday() + 1) % 7)
-
-
-def _dst_transitions() -> list[int]:
-    """EU summer time (Europe/Amsterdam): last Sunday of March/October, 01:00 UTC."""
-    out = []
-    for y in range(1980, 2101):
-        for m in (3, 10):
-            d = _last_sunday(y, m)
-            out.append(int((datetime(d.year, d.month, d.day, 1) - _EPOCH_NAIVE).total_seconds()))
-    return out
-
-
-_DST = _dst_transitions()
-
-
-def _iso_local(ts: int) -> str:
-    """Epoch seconds -> '2024-05-01T10:00:00+02:00' (Dutch local time; fixed rule, no tzdata)."""
-    if bisect.bisect_right(_DST, ts) & 1:
-        return (_EPOCH_NAIVE + timedelta(seconds=ts + 7200)).isoformat() + "+02:00"
-    return (_EPOCH_NAIVE + timedelta(seconds=ts + 3600)).isoformat() + "+01:00"
-
-
-def _iso_utc(ts: int) -> str:
-    return (_EPOCH_NAIVE + timedelta(seconds=ts)).isoformat() + "Z"
-
-
-# --- the simulation ------------------------------------------------------------------------------
-
-_BAD_POSTCODES = ("0123AB", "{}SS", "{}SA", "{}sd", "{} ss", "12345A", "97111AB", "ABCD12")
-
-
-class Simulation:
-    """Deterministic event stream + the :class:`Manifest` of what was planted.
-
-    Iterating yields :data:`Item` s (CaseEvent JSON dicts, or raw ``str`` lines); each iteration
-    regenerates the same stream from the plan, so memory holds the plan, not the events.
-    """
-
-    def __init__(
-        self,
-        world: _World,
-        planner: _Planner,
-        manifest: Manifest,
-        seed: int,
-        start: datetime,
-        n_valid: int,
-        late: dict[int, int],
-        dups: dict[int, int],
-        malformed_after: dict[int, list[Item]],
-    ) -> None:
-        self._w = world
-        self._cases = planner.cases
-        self.manifest = manifest
-        self._seed = seed
-        self._s0 = int((start.astimezone(UTC).replace(tzinfo=None) - _EPOCH_NAIVE).total_seconds())
-        self._start_day = start.date()
-        self._n_valid = n_valid
-        self._late = late
-        self._dups = dups
-        self._malformed_after = malformed_after
-
-    def __len__(self) -> int:
-        return self.manifest.events
-
-    def address(self, key: str) -> AddressRef | None:
-        """The simulated address with this canonical key (linear search: tests and demos)."""
-        ref = self.manifest.addresses.get(key)
-        if ref is not None:
-            return ref
-        w = self._w
-        for a in range(len(w.pc)):
-            if w.key(a) == key:
-                return w.ref(a)
-        return None
-
-    def register_rows(self) -> Iterator[dict[str, str]]:
-        """The world as a BAG extract (``hub.address.register`` CSV columns), to seed a register."""
-        w = self._w
-        for a in range(len(w.pc)):
-            yield {
-                "nummeraanduiding_id": w.na[a],
-                "postcode": w.pc[a],
-                "huisnummer": str(w.num[a]),
-                "huisletter": w.let[a] or "",
-                "huisnummertoevoeging": w.add[a] or "",
-                "pand_id": w.b_pand[w.bld[a]],
-                "gemeentecode": w.gm[a],
-            }
-
-    def __iter__(self) -> Iterator[Item]:
-        return self._generate()
-
-    # -- generation (hot path) --------------------------------------------------------------------
-
-    def _generate(self) -> Iterator[Item]:
-        w, cases = self._w, self._cases
-        rng = _Random(self._seed * 1_000_003 + 3)
-        rnd, getrandbits = rng.random, rng.getrandbits
-        w_pc, w_num, w_let, w_add, w_na, w_gm = w.pc, w.num, w.let, w.add, w.na, w.gm
-        w_bld = w.bld
-        b_pand = w.b_pand
-        s0 = self._s0
-        start_ord = self._start_day.toordinal()
-        day_iso: dict[int, str] = {}
-        na_only_share = self.manifest.shares.nummeraanduiding_only
-        learned = bytearray(len(w_pc))  # address sent with postal fields + nummeraanduiding id
-        late, dups, mal_after = self._late, self._dups, self._malformed_after
-        pending: list[tuple[int, int, Item, int]] = []  # (release at, seq, item, learns address)
-        pseq = 0
-        heappush, heappop = heapq.heappush, heapq.heappop
-        iso_local, iso_utc = _iso_local, _iso_utc
-        fromordinal = date.fromordinal
-
-        def day(d: int) -> str:
-            s = day_iso.get(d)
-            if s is None:
-                s = day_iso[d] = fromordinal(start_ord + d).isoformat()
-            return s
-
-        def event_id() -> str:
-            h = f"{getrandbits(128) | (1 << 127):032x}"
-            return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
-
-        def postal(a: int, d: dict[str, Any]) -> None:
-            pc = w_pc[a]
-            r = rnd()
-            if r < 0.6:
-                d["postcode"] = pc
-            elif r < 0.8:
-                d["postcode"] = f"{pc[:4]} {pc[4:]}"
-            elif r < 0.92:
-                d["postcode"] = pc.lower()
-            else:
-                d["postcode"] = f"{pc[:4]} {pc[4:].lower()}"
-            num, let, add = w_num[a], w_let[a], w_add[a]
-            r = rnd()
-            if let is not None and add is None and r < 0.2:
-                d["huisnummer"] = f"{num}{let if r < 0.1 else let.lower()}"
-            elif add is not None and let is None and r < 0.15:
-                d["huisnummer"] = f"{num}-{add.lower() if r < 0.05 else add}"
-            else:
-                d["huisnummer"] = str(num) if r > 0.9 else num
-                if let is not None:
-                    d["huisletter"] = let.lower() if r > 0.7 else let
-                if add is not None:
-                    d["huisnummertoevoeging"] = add.lower() if r > 0.75 else add
-
-        def address(c: _Case, step: int) -> tuple[dict[str, Any], int]:
-            a = c.addr
-            if c.bld >= 0:  # building case: the pand alone (an address would make it per address)
-                return {"pand_id": b_pand[c.bld], "gemeentecode": w_gm[a]}, -1
-            if learned[a] and rnd() < na_only_share:
-                d = {"nummeraanduiding_id": w_na[a]}
-                if rnd() < 0.5:
-                    d["gemeentecode"] = w_gm[a]
-                return d, -1
-            d = {}
-            r = rnd()
-            with_id = r < 0.85
-            if with_id:
-                d["nummeraanduiding_id"] = w_na[a]
-            postal(a, d)
-            d["pand_id"] = b_pand[w_bld[a]]  # register fact: the building this address is in
-            if r > 0.7 or not with_id:  # municipality always derivable (code or id prefix)
-                d["gemeentecode"] = w_gm[a]
-            return d, a if with_id else -1
-
-        def build(c: _Case, step: int, t: int) -> tuple[Event, int]:
-            addr, learns = address(c, step)
-            ev: Event = {
-                "event_id": event_id(),
-                "source": c.src,
-                "source_org": c.org,
-                "case_id": c.cid,
-                "case_type": c.ctype,
-                "status": c.seq[step],
-                "occurred_at": iso_utc(s0 + t) if c.utc else iso_local(s0 + t),
-                "address": addr,
-            }
-            win = c.wins[step]
-            if win is not None:
-                ev["planned_start"] = day(win[0])
-                ev["planned_end"] = day(win[1])
-            if c.contact is not None:
-                ev["contact"] = dict(c.contact)
-            if c.amount is not None and step >= c.amount_from:
-                ev["amount_eur"] = c.amount
-            ev["attributes"] = dict(c.attrs[step])
-            return ev, learns
-
-        def next_time(c: _Case, step: int, t: int) -> int:
-            """Time of ``step`` (> 0): work steps follow the window, others weeks apart."""
-            status = c.seq[step]
-            if c.ws is not None:
-                if status == PLANNED:
-                    target = (c.ws - 14 - int(rnd() * 100)) * 86400 + 30_000
-                elif status == IN_PROGRESS:
-                    target = c.ws * 86400 + 25_000 + int(rnd() * 30_000)
-                elif status == CLOSED and c.seq[step - 1] == IN_PROGRESS:
-                    target = (c.we + 1 + int(rnd() * 20)) * 86400 + 30_000
-                else:
-                    target = 0
-                if target > t:
-                    return target
-            return t + 3_600 + int(rnd() * 90 * 86400)
-
-        heap = [(c.t0 + 28_800 + int(c.t0 % 37_000), i, 0) for i, c in enumerate(cases)]
-        heapq.heapify(heap)
-        n = 0
-        while heap:
-            t, ci, step = heappop(heap)
-            c = cases[ci]
-            ev, learns = build(c, step, t)
-            if step + 1 < len(c.seq):
-                heappush(heap, (next_time(c, step + 1, t), ci, step + 1))
-            n += 1
-            delay = late.get(n)
-            if delay is not None:
-                pseq += 1
-                heappush(pending, (n + delay, pseq, ev, learns))
-            else:
-                if learns >= 0:
-                    learned[learns] = 1
-                yield ev
-                delay = dups.get(n)
-                if delay is not None:
-                    pseq += 1
-                    heappush(pending, (n + delay, pseq, _clone(ev), -1))
-            for item in mal_after.get(n, ()):
-                yield item if type(item) is str else orjson.loads(orjson.dumps(item))
-            while pending and pending[0][0] <= n:
-                _, _, item, learns = heappop(pending)
-                if learns >= 0:
-                    learned[learns] = 1
-                yield item
-        while pending:
-            _, _, item, learns = heappop(pending)
-            if learns >= 0:
-                learned[learns] = 1
-            yield item
-
-
-def _clone(ev: Event) -> Event:
-    out = dict(ev)
-    out["address"] = dict(ev["address"])
-    if "contact" in ev:
-        out["contact"] = dict(ev["contact"])
-    out["attributes"] = dict(ev["attributes"])
-    return out
-
-
-def _malformed(reason: str, rng: random.Random, w: _World, ts: int) -> Item:
-    """One malformed item of the given reason (its event_id, if any, is in the manifest)."""
-    rnd, choice = rng.random, rng.choice
-    a = rng.randrange(len(w.pc))
-    h = f"{rng.getrandbits(128) | (1 << 127):032x}"
-    eid = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-b{h[17:20]}-{h[20:]}"
-    ev: Event = {
-        "event_id": eid,
-        "source": "IMG",
-        "source_org": _ORG[IMG],
-        "case_id": f"IMG-S-X{rng.getrandbits(24):07d}",
-        "case_type": "DAMAGE",
-        "status": "OPENED",
-        "occurred_at": _iso_utc(ts),
-        "address": {
-            "nummeraanduiding_id": w.na[a],
-            "postcode": w.pc[a],
-            "huisnummer": w.num[a],
-            "gemeentecode": w.gm[a],
-        },
-        "attributes": {"route": "deskundige"},
-    }
-    if reason == MalformedReason.NOT_JSON:
-        body = orjson.dumps(ev).decode()
-        return choice(
-            (
-                body[: max(10, int(len(body) * rnd()))],  # truncated upload
-                "<html><body><h1>502 Bad Gateway</h1></body></html>",
-                body.replace('"', "'"),
-                "\x00\x01\x02 not json \ufffd",
-                "event_id;source;case_id\n",
-            )
-        )
-    if reason == MalformedReason.MISSING_FIELD:
-        victim = choice(
-            ("event_id", "source", "case_id", "case_type", "status", "occurred_at", "address")
-        )
-        if victim == "event_id":
-            del ev["event_id"]
-            return ev
-        del ev[victim]
-        if victim == "address" and rnd() < 0.5:
-            ev["address"] = {"gemeentecode": w.gm[a]}  # nothing that identifies a place
-    elif reason == MalformedReason.UNKNOWN_ENUM:
-        field_, value = choice(
-            (
-                ("source", "NAM"),
-                ("source", "UNKNOWN"),
-                ("case_type", "DEMOLITION"),
-                ("status", "DONE"),
-                ("status", "opened?"),
-            )
-        )
-        ev[field_] = value
-    elif reason == MalformedReason.BAD_DATE:
-        v = choice(("occurred_at", "occurred_at_naive", "planned_start", "planned_end"))
-        if v == "occurred_at":
-            ev["occurred_at"] = choice(("2024-13-45T10:00:00+01:00", "gisteren", "31-02-2024"))
-        elif v == "occurred_at_naive":
-            ev["occurred_at"] = ev["occurred_at"][:-1]  # no offset
-        else:
-            ev["status"] = "PLANNED"
-            ev["planned_start"] = "2024-03-01"
-            ev["planned_end"] = "2024-06-01"
-            ev[v] = choice(("2024-02-30", "2024/06/01", "next week"))
-    elif reason == MalformedReason.WINDOW_REVERSED:
-        ev["status"] = "PLANNED"
-        ev["planned_start"] = "2024-06-01"
-        ev["planned_end"] = choice(("2024-05-31", "2023-06-01"))
-    elif reason == MalformedReason.NEGATIVE_AMOUNT:
-        ev["status"] = "DECIDED"
-        ev["amount_eur"] = choice(("-1250.00", "-0.01", "-50000.00"))
-    elif reason == MalformedReason.BAD_IDENTIFIER:
-        if rnd() < 0.5:
-            ev["address"]["nummeraanduiding_id"] = w.na[a][:4] + "10" + w.na[a][6:]
-        else:
-            ev["address"]["pand_id"] = w.na[a]  # a nummeraanduiding id where a pand id belongs
-    elif reason == MalformedReason.BAD_POSTCODE:
-        pc = choice(_BAD_POSTCODES).format(w.pc[a][:4])
-        ev["address"] = {"postcode": pc, "huisnummer": w.num[a], "gemeentecode": w.gm[a]}
-    return ev
-
-
-_MALFORMED_MIX = (
-    (MalformedReason.NOT_JSON, 0.12),
-    (MalformedReason.MISSING_FIELD, 0.18),
-    (MalformedReason.UNKNOWN_ENUM, 0.15),
-    (MalformedReason.BAD_DATE, 0.15),
-    (MalformedReason.WINDOW_REVERSED, 0.1),
-    (MalformedReason.NEGATIVE_AMOUNT, 0.08),
-    (MalformedReason.BAD_IDENTIFIER, 0.07),
-    (MalformedReason.BAD_POSTCODE, 0.15),
-)
-
-
-def simulate(
-    addresses: int,
-    events: int,
-    seed: int,
-    malformed_share: float = 0.01,
-    start: datetime = DEFAULT_START,
-    *,
-    span_days: int = DEFAULT_SPAN_DAYS,
-    shares: Shares | None = None,
-) -> Simulation:
-    """Plan ``events`` events (exactly) over ``addresses`` addresses; deterministic per ``seed``.
-
-    ``events`` = valid case events + exact duplicates + malformed items. Planning (world and case
-    plan) happens here; events are produced lazily when the :class:`Simulation` is iterated.
-    """
-    if addresses < 1 or events < 0:
-        raise ValueError("addresses must be >= 1 and events >= 0")
-    if not 0 <= malformed_share <= 0.5:
-        raise ValueError("malformed_share must be within 0..0.5")
-    shares = shares or Shares()
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    n_mal = round(events * malformed_share)
-    n_dup = round(events * shares.duplicates)
-    n_valid = events - n_mal - n_dup
-    if n_valid < 0:
-        raise ValueError("malformed + duplicate shares exceed the event count")
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # planning allocates ~1 object per event, all long-lived: skip futile collections
-    try:
-        world = _build_world(addresses, _Random(seed * 1_000_003 + 1))
-        planner = _Planner(world, n_valid, seed, shares, span_days)
-        planner.plant()
-        planner.background()
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    n_valid = planner.used  # == requested unless there is nothing to put events on
-    rng = _Random(seed * 1_000_003 + 4)
-    n_late = min(round(events * shares.late), n_valid)
-    late_idx = rng.sample(range(1, n_valid + 1), n_late) if n_valid else []
-    late = {i: rng.randint(100, 30_000) for i in late_idx}
-    non_late = n_valid - n_late
-    n_dup = min(n_dup, non_late)
-    dups: dict[int, int] = {}
-    while len(dups) < n_dup:
-        i = rng.randint(1, n_valid)
-        if i not in late and i not in dups:
-            dups[i] = rng.randint(1, 3_000)
-    reasons = [r for r, _ in _MALFORMED_MIX]
-    weights = [p for _, p in _MALFORMED_MIX]
-    malformed_after: dict[int, list[Item]] = {}
-    counts: Counter[str] = Counter()
-    mal_ids: dict[str, str] = {}
-    s0 = int((start.astimezone(UTC).replace(tzinfo=None) - _EPOCH_NAIVE).total_seconds())
-    for _ in range(n_mal if n_valid else 0):
-        reason = rng.choices(reasons, weights)[0]
-        at = rng.randint(1, n_valid)
-        ts = s0 + int(span_days * 86400 * at / n_valid)  # roughly where the stream then is
-        item = _malformed(reason, rng, world, ts)
-        counts[reason] += 1
-        if isinstance(item, dict) and isinstance(item.get("event_id"), str):
-            mal_ids[item["event_id"]] = reason.value
-        malformed_after.setdefault(at, []).append(item)
-    total = n_valid + n_dup + sum(counts.values())
-    manifest = planner.manifest(
-        seed,
-        total,
-        n_valid,
-        n_dup,
-        n_late,
-        {r.value: counts.get(r, 0) for r in MalformedReason},
-        mal_ids,
-        shares,
-    )
-    sim = Simulation(world, planner, manifest, seed, start, n_valid, late, dups, malformed_after)
-    return sim
-
-
-def _dump(item: Item) -> bytes:
-    if isinstance(item, str):
-        return item.replace("\n", " ").encode() + b"\n"
-    return orjson.dumps(item) + b"\n"
-
-
-def write_jsonl(target: Path | str | IO[bytes], sim: Simulation) -> int:
-    """Write the stream as JSON Lines (malformed raw lines as they are); returns the line count."""
-    if isinstance(target, (str, Path)):
-        with Path(target).open("wb") as fh:
-            return write_jsonl(fh, sim)
-    n = 0
-    buf: list[bytes] = []
-    for item in sim:
-        buf.append(_dump(item))
-        n += 1
-        if len(buf) >= 4096:
-            target.write(b"".join(buf))
-            buf.clear()
-    target.write(b"".join(buf))
-    return n
-
-
-def write_register_csv(path: Path | str, sim: Simulation) -> int:
-    """Write the simulated BAG extract for ``AddressRegister.load_csv``; returns the row count."""
-    n = 0
-    with Path(path).open("w", newline="", encoding="utf-8") as fh:
-        writer = None
-        for row in sim.register_rows():
-            if writer is None:
-                writer = csv.DictWriter(fh, fieldnames=list(row))
-                writer.writeheader()
-            writer.writerow(row)
-            n += 1
-    return n
-
-
-def run_simulate_cli(
-    addresses: int,
-    events: int,
-    seed: int,
-    out: Path | None = None,
-    malformed_share: float = 0.01,
-    manifest_out: Path | None = None,
-) -> Manifest:
-    """``hub simulate``: JSON Lines to ``out`` (or stdout), a count summary on stderr.
-
-    ``manifest_out`` (optional) receives the manifest as JSON (keys and case refs, no contacts).
-    """
-    began = time.perf_counter()
-    sim = simulate(addresses, events, seed, malformed_share)
-    if out is None:
-        n = write_jsonl(sys.stdout.buffer, sim)
-        sys.stdout.buffer.flush()
-    else:
-        n = write_jsonl(out, sim)
-    elapsed = time.perf_counter() - began
-    m = sim.manifest
-    if manifest_out is not None:
-        Path(manifest_out).write_bytes(
-            orjson.dumps(manifest_to_dict(m), option=orjson.OPT_INDENT_2)
-        )
-    summary = m.summary() | {
-        "lines": n,
-        "seconds": round(elapsed, 2),
-        "events_per_second": round(n / elapsed) if elapsed else None,
-    }
-    sys.stderr.write(orjson.dumps(summary).decode() + "\n")
-    return m
-
-
-def manifest_to_dict(m: Manifest) -> dict[str, Any]:
-    """A JSON-ready form of the manifest (sorted lists)."""
-    out: dict[str, Any] = {}
-    for name, value in vars(m).items():
-        if name == "addresses":
-            out[name] = {k: v._asdict() for k, v in sorted(value.items())}
-        elif name == "shares":
-            out[name] = vars(value)
-        elif isinstance(value, frozenset):
-            out[name] = sorted(value)
-        else:
-            out[name] = value
-    return out
-
-
-__all__ = [
-    "AREAS",
-    "CONTRACT_REASONS",
-    "SAMENLOOP_MUNICIPALITIES",
-    "AddressRef",
-    "Item",
-    "MalformedReason",
-    "Manifest",
-    "Shares",
-    "Simulation",
-    "manifest_to_dict",
-    "municipality_of_postcode",
-    "run_simulate_cli",
-    "simulate",
-    "write_jsonl",
-    "write_register_csv",
-]
