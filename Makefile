@@ -63,12 +63,13 @@ bench-quick: install
 	$(WITH_KAFKA) $(PY) -m bench.run --quick
 
 lint: deps
-	$(VENV)/bin/ruff check hub connectors bench tests
-	$(VENV)/bin/ruff format --check hub connectors bench tests
+	$(VENV)/bin/ruff check hub hubctl connectors tools bench tests
+	$(VENV)/bin/ruff format --check hub hubctl connectors tools bench tests
+	$(VENV)/bin/mypy
 
 format: deps
-	$(VENV)/bin/ruff format hub connectors bench tests
-	$(VENV)/bin/ruff check --fix hub connectors bench tests
+	$(VENV)/bin/ruff format hub hubctl connectors tools bench tests
+	$(VENV)/bin/ruff check --fix hub hubctl connectors tools bench tests
 
 clean: kafka-stop
 	rm -rf .local $(VENV)
