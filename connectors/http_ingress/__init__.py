@@ -17,7 +17,9 @@ on a prefix nor on the matching entry's position. Logs carry counts, sources, re
 field names, never values (a field error can echo a postcode or house number).
 
 Modules: ``auth`` (credentials), ``limits``, ``producer`` (acknowledged delivery), ``app``
-(handlers, ``create_app``, ``run_http``), ``openapi_doc`` (the OpenAPI document).
+(handlers, ``create_app``, ``run_http``), ``openapi_doc`` (the OpenAPI document). Imports
+``hub`` (contracts, settings, pipeline topic and producer configs) and the connectors
+``edge_checks``, ``notificaties`` and ``ratelimit``.
 """
 
 from connectors.http_ingress.app import (

@@ -16,11 +16,15 @@ as a register fact (which teaches the register the building's addresses, so buil
 every address that had a case of its own). An event carrying only a ``nummeraanduiding_id`` is sent
 only after that address was sent with postal fields and the id.
 
-Ground truth: planted sets hold under the default rules config (``hub/config/rules.toml``) for the
-*final* state of the stream. Background traffic is constrained so that it never makes a rule fire
-at the end (transient firing along the way is realistic and allowed): no undecided damage claim
-where strengthening is active at the end, at most one active case with a work window per address,
-no active bottleneck above the mandate. See ``docs/simulator.md``.
+Ground truth: planted sets hold under the rules config given to :func:`simulate` (default
+``hub/config/rules.toml``) for the *final* state of the stream. Background traffic is constrained
+so that it never makes a rule fire at the end (transient firing along the way is realistic and
+allowed): no undecided damage claim where strengthening is active at the end, at most one active
+case with a work window per address, no active bottleneck above the mandate. See
+``docs/simulator.md``.
+
+Modules: ``world``, ``planner``, ``stream``, ``cli``; this package re-exports the public names.
+Pure Python, no Kafka: imports ``hub.engine`` (the rules config) and nothing else of the project.
 """
 
 from connectors.simulator.cli import (

@@ -1,1 +1,5 @@
-"""Faust agents: thin wiring from topics to the runtime (and through it to the pure engine)."""
+"""Faust agents: thin wiring from topics to the runtime (and through it to the pure engine).
+
+May import Faust, ``hub.pipeline`` and the domain packages; never ``connectors``, ``tools`` or
+``hubctl``.
+"""

@@ -1,8 +1,9 @@
 """The correlation engine: dossiers per address, rules 1-6, alert lifecycle, backtest.
 
-Pure Python (no Kafka): the Faust agents in ``hub.agents`` call :func:`apply_many` per address
-key per batch and :func:`hub.engine.area.apply` per area update; :class:`Engine` composes both in
-memory for tests and :func:`backtest`.
+Pure domain: imports the standard library, pydantic, orjson and ``hub.contracts``; no Kafka or
+Faust client, no ``hub.pipeline``/``hub.agents``. The Faust agents in ``hub.agents`` call
+:func:`apply_many` per address key per batch and :func:`hub.engine.area.apply` per area update;
+:class:`Engine` composes both in memory for tests and :func:`backtest`.
 """
 
 from hub.engine.area import AreaState, AreaUpdate
