@@ -35,7 +35,9 @@ from prometheus_client import (
 )
 
 from hub import __version__
-from hub.contracts.enums import AlertStatus, CaseType, RejectReason, RuleName, Source
+from hub.address.municipalities import default_municipalities
+from hub.contracts.enums import AlertStatus, CaseType, RejectReason, Source
+from hub.engine.rules import KINDS as RULE_KINDS
 
 if TYPE_CHECKING:
     from hub.health import MetricsServer, ReadinessCheck
@@ -45,19 +47,13 @@ OTHER = "OTHER"
 # --- bounded label vocabularies -------------------------------------------------------------
 SOURCES: frozenset[str] = frozenset(s.value for s in Source)
 CASE_TYPES: frozenset[str] = frozenset(c.value for c in CaseType)
-KINDS: frozenset[str] = frozenset(r.value for r in RuleName)
+#: Rule kinds, from the rule registry: a new rule is a label value without an edit here.
+KINDS: frozenset[str] = RULE_KINDS
 ALERT_STATUSES: frozenset[str] = frozenset(s.value for s in AlertStatus)
-STEERING_GROUPS: frozenset[str] = frozenset(
-    {
-        "EEMSDELTA",
-        "GRONINGEN",
-        "HET_HOGELAND",
-        "MIDDEN_GRONINGEN",
-        "OLDAMBT",
-        "REGIONAL",
-        "UNASSIGNED",
-    }
-)
+#: Steering groups declared in the reference data the worker routes with (``HUB_REFERENCE_CONFIG``
+#: or the packaged ``hub/config/reference.toml``), regional and unassigned groups included: a
+#: group added there is counted as itself, not as OTHER.
+STEERING_GROUPS: frozenset[str] = frozenset(default_municipalities().steering_groups)
 
 
 def _reject_reasons() -> frozenset[str]:

@@ -2,8 +2,9 @@
 
 It chains the same pure parts the stream uses (contract validation, :class:`Ingestor` for address
 resolution and building fan-out, :class:`Engine` for dossiers, rules and areas) without Kafka.
-Tests use it as the oracle for the distributed pipeline, ``hub backtest`` uses it to judge a rules
-config on history, and the benchmark uses it for the pure-engine figure.
+Tests use it as the oracle for the distributed pipeline, ``run_oracle(events, config)`` judges a
+rules config on a history of CaseEvents (``hub.engine.engine.backtest`` does the same from
+normalised events), and the benchmark (``bench/engine.py``) uses it for the pure-engine figure.
 """
 
 from __future__ import annotations

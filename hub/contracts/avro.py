@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastavro import parse_schema
 from fastavro.schema import fingerprint as _fastavro_fingerprint
@@ -68,7 +68,10 @@ def crc64_fingerprint(schema: Mapping[str, Any] | str | list[Any]) -> bytes:
     """
     if isinstance(schema, str):
         schema = json.loads(schema) if schema.lstrip().startswith(("{", "[", '"')) else schema
-    canonical = to_parsing_canonical_form(parse_schema(schema))
+    # fastavro's stub wants a dict; it only reads the mapping
+    canonical = to_parsing_canonical_form(
+        parse_schema(cast("dict[str, Any] | str | list[Any]", schema))
+    )
     # fastavro returns the hex of the little-endian bytes (Avro spec: "null" -> 8a8f25cce724dd63).
     return bytes.fromhex(_fastavro_fingerprint(canonical, "CRC-64-AVRO"))
 

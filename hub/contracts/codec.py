@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from io import BytesIO
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from fastavro import schemaless_reader, schemaless_writer
 
@@ -371,7 +371,7 @@ def _read(raw: bytes, offset: int, plan: ReadPlan) -> dict[str, Any]:
         raise DecodeError(UNDECODABLE, f"{plan.name}: corrupt Avro body ({name})", exc) from exc
     if buf.tell() != len(raw):
         raise DecodeError(UNDECODABLE, f"{plan.name}: {len(raw) - buf.tell()} trailing bytes")
-    return record  # type: ignore[no-any-return]
+    return cast(dict[str, Any], record)  # the reader schema is a record
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from hub.contracts.avro import CASE_EVENT
 from hub.contracts.codec import AvroCodec, DecodeError, get_codec
-from hub.contracts.enums import RejectReason
+from hub.contracts.enums import RejectReason as RejectReason  # re-exported (callers use it)
 from hub.contracts.events import (
     IMPLAUSIBLE_TIME,
     MAX_ATTRIBUTE_KEY,
@@ -154,7 +154,7 @@ def _format(field: str, rule: str, value: Any, *, has_value: bool = True) -> str
 
 def rejection_from_validation_error(exc: ValidationError) -> Rejection:
     """Turn pydantic's errors into one field-named Rejection (the first error leads)."""
-    items: list[tuple[str, str, str]] = []  # (field, reason, message)
+    items: list[tuple[str, RejectReason, str]] = []  # (field, reason, message)
     seen: set[str] = set()
     for error in exc.errors(include_url=False, include_context=False):
         field = _field_path(tuple(error["loc"]))

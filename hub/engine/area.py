@@ -15,10 +15,8 @@ from typing import Any
 
 import orjson
 
-from hub.contracts.enums import RuleName
 from hub.engine.config import RulesConfig
 from hub.engine.lifecycle import (
-    CATEGORY_SIGNAL,
     FIRING,
     AlertState,
     Desired,
@@ -28,8 +26,9 @@ from hub.engine.lifecycle import (
     prune_resolved,
     reconcile,
 )
+from hub.engine.rules import AREA_CLUSTER, category_of
 
-AREA_CLUSTER = RuleName.AREA_CLUSTER.value
+_CATEGORY = category_of(AREA_CLUSTER)
 _FORMAT = 1
 
 
@@ -157,7 +156,7 @@ def _transition(
     return Transition(
         fingerprint=st.fp,
         kind=AREA_CLUSTER,
-        category=CATEGORY_SIGNAL,
+        category=_CATEGORY,
         status=st.status,
         version=st.version,
         address_key=None,

@@ -1,9 +1,14 @@
 """The rules config: TOML, validated by pydantic, compiled into a fast frozen object.
 
-Validation happens once at load time (pydantic); the engine's hot path only reads plain attributes
-of the compiled :class:`RulesConfig` (dicts and frozensets), never a pydantic model.
-``config_version`` is a short hash of the *validated, canonical* content, so every emitted record
-says which thresholds produced it and a comment or key-order edit does not change it.
+The defaults live in one place, the packaged ``hub/config/rules.toml``: a file (or mapping) given
+to :func:`load_config`/:meth:`RulesConfig.from_mapping` only overrides keys of it. Each rule
+declares its own keys (its ``Settings`` model in ``hub.engine.rules``); this module adds the
+dossier's memory bounds and rejects any key nobody declared, so a typo cannot be ignored.
+
+Validation happens once at load time; the hot path reads plain attributes and the rules' compiled
+sections (:meth:`RulesConfig.section`), never validates. ``config_version`` is a short hash of the
+*validated, canonical* content, so every emitted record says which thresholds produced it and a
+comment or key-order edit does not change it.
 """
 
 from __future__ import annotations
@@ -14,127 +19,89 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from hub.contracts.enums import CaseType, RuleName
+# Rule modules only type-hint RulesConfig, so importing the registry here makes no cycle.
+from hub.engine.rules import (
+    area_cluster,
+    collisions,
+    contact_routing,
+    mandate,
+    samenloop,
+    settings_models,
+)
 
 # Package data next to this package (works for source trees, wheels and editable installs).
 DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "config" / "rules.toml"
 
-DEFAULT_TYPE_RANKING: tuple[CaseType, ...] = (
-    CaseType.STRENGTHENING,
-    CaseType.ACUTE_UNSAFE,
-    CaseType.DAMAGE,
-    CaseType.RENOVATION,
-    CaseType.MAINTENANCE,
-    CaseType.INSULATION,
-    CaseType.PERMIT,
-    CaseType.PUBLIC_WORKS,
-    CaseType.PSYCHOSOCIAL_SUPPORT,
-    CaseType.BOTTLENECK,
-)
-# AMvB samenwerking IMG-NCG: Eemsdelta, Groningen, Het Hogeland, Midden-Groningen, Oldambt.
-DEFAULT_SAMENLOOP_MUNICIPALITIES = ("GM1979", "GM0014", "GM1966", "GM1952", "GM1895")
-DEFAULT_AREA_RULES: tuple[RuleName, ...] = (
-    RuleName.SAMENLOOP,
-    RuleName.REPAIR_BEFORE_STRENGTHENING,
-    RuleName.INSULATION_BEFORE_STRENGTHENING,
-    RuleName.PLAN_OVERLAP,
-)
+S = TypeVar("S", bound=BaseModel)
 
 
-class RulesFile(BaseModel):
-    """Schema of the TOML file; unknown keys are rejected so a typo cannot silently be ignored."""
+class DossierBounds(BaseModel):
+    """Keys no rule owns: bounded memory per address. Unknown keys end up here and are refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type_ranking: list[CaseType] = Field(default_factory=lambda: list(DEFAULT_TYPE_RANKING))
-    samenloop_municipalities: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_SAMENLOOP_MUNICIPALITIES)
-    )
-    wasted_work_horizon_days: int = Field(default=365, ge=0, le=36500)
-    min_gap_days: int = Field(default=14, ge=0, le=36500)
-    mandate_eur: Decimal = Field(default=Decimal("50000"), ge=0, max_digits=14, decimal_places=2)
-    area_threshold: int = Field(default=5, ge=1)
-    area_rules: list[RuleName] = Field(default_factory=lambda: list(DEFAULT_AREA_RULES))
-    dedup_window: int = Field(default=64, ge=0, le=100_000)
-    max_closed_cases: int = Field(default=32, ge=0, le=100_000)
-    max_resolved_alerts: int = Field(default=16, ge=0, le=100_000)
+    dedup_window: int = Field(ge=0, le=100_000)
+    max_closed_cases: int = Field(ge=0, le=100_000)
+    max_resolved_alerts: int = Field(ge=0, le=100_000)
 
-    @field_validator("type_ranking")
-    @classmethod
-    def _unique_types(cls, value: list[CaseType]) -> list[CaseType]:
-        if len(set(value)) != len(value):
-            raise ValueError("each case type may appear only once")
-        return value
 
-    @field_validator("samenloop_municipalities")
-    @classmethod
-    def _gemeentecodes(cls, value: list[str]) -> list[str]:
-        for code in value:
-            if len(code) != 6 or not code.startswith("GM") or not code[2:].isdigit():
-                raise ValueError(f"{code!r} is not a CBS gemeentecode like 'GM0014'")
-        return sorted(set(value))
+def _validate(data: dict[str, Any]) -> dict[type[BaseModel], BaseModel]:
+    """Split ``data`` by the rule that owns each key and validate every part with its model.
 
-    @field_validator("area_rules")
-    @classmethod
-    def _area_rules(cls, value: list[RuleName]) -> list[RuleName]:
-        if RuleName.AREA_CLUSTER in value or RuleName.CONTACT_ROUTING in value:
-            raise ValueError("area_rules may only name per-address signals (rules 2-5)")
-        return sorted(set(value))
+    Raises ``pydantic.ValidationError`` (unknown keys included: :class:`DossierBounds` forbids
+    extras).
+    """
+    rest = dict(data)
+    sections: dict[type[BaseModel], BaseModel] = {}
+    for model in settings_models():
+        part = {k: rest.pop(k) for k in model.model_fields if k in rest}
+        sections[model] = model.model_validate(part)
+    sections[DossierBounds] = DossierBounds.model_validate(rest)
+    return sections
 
-    @field_validator("mandate_eur", mode="before")
-    @classmethod
-    def _exact_amount(cls, value: Any) -> Any:
-        # A TOML float like 50000.01 is binary; go through its shortest repr to keep it exact.
-        return str(value) if isinstance(value, float) else value
+
+@lru_cache(maxsize=1)
+def _packaged() -> dict[str, Any]:
+    return tomllib.loads(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RulesConfig:
     """Compiled, immutable rules config: what every engine function takes as ``config``."""
 
-    type_ranking: tuple[str, ...]
-    samenloop_municipalities: frozenset[str]
-    wasted_work_horizon_days: int
-    min_gap_days: int
-    mandate_cents: int
-    area_threshold: int
-    area_rules: frozenset[str]
+    sections: dict[type[BaseModel], BaseModel]  # settings model -> its validated section
     dedup_window: int
     max_closed_cases: int
     max_resolved_alerts: int
-    rank: dict[str, int]  # case type -> position (0 = highest); unknown types rank len(rank)
     config_version: str
     source: dict[str, Any]  # the canonical, validated content (what config_version hashes)
 
-    @property
-    def mandate_eur(self) -> Decimal:
-        return Decimal(self.mandate_cents) / 100
+    def section(self, model: type[S]) -> S:
+        """The validated section of one rule (its ``Settings`` model), e.g. in its evaluate."""
+        return cast(S, self.sections[model])  # keyed by its own model: see _validate
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> RulesConfig:
-        """Validate a mapping (e.g. parsed TOML) and compile it; raises pydantic.ValidationError."""
-        model = RulesFile.model_validate(data)
-        canonical = model.model_dump(mode="json")
-        canonical["mandate_eur"] = f"{model.mandate_eur.quantize(Decimal('0.01'))}"
+        """Validate a mapping (e.g. parsed TOML) over the packaged defaults and compile it.
+
+        Raises pydantic.ValidationError.
+        """
+        sections = _validate({**_packaged(), **data})
+        canonical: dict[str, Any] = {}
+        for model in sections.values():
+            canonical.update(model.model_dump(mode="json"))
         digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        ranking = tuple(t.value for t in model.type_ranking)
+        bounds = cast(DossierBounds, sections[DossierBounds])
         return cls(
-            type_ranking=ranking,
-            samenloop_municipalities=frozenset(model.samenloop_municipalities),
-            wasted_work_horizon_days=model.wasted_work_horizon_days,
-            min_gap_days=model.min_gap_days,
-            mandate_cents=int(model.mandate_eur * 100),
-            area_threshold=model.area_threshold,
-            area_rules=frozenset(r.value for r in model.area_rules),
-            dedup_window=model.dedup_window,
-            max_closed_cases=model.max_closed_cases,
-            max_resolved_alerts=model.max_resolved_alerts,
-            rank={t: i for i, t in enumerate(ranking)},
+            sections=sections,
+            dedup_window=bounds.dedup_window,
+            max_closed_cases=bounds.max_closed_cases,
+            max_resolved_alerts=bounds.max_resolved_alerts,
             config_version=digest[:12],
             source=canonical,
         )
@@ -143,9 +110,48 @@ class RulesConfig:
         """A new config with some keys changed (re-validated, new version): handy for backtests."""
         return RulesConfig.from_mapping({**self.source, **changes})
 
+    # -- the rules' keys, by their rules.toml names (read access for callers and tests) --------
+
+    @property
+    def type_ranking(self) -> tuple[str, ...]:
+        return tuple(t.value for t in self.section(contact_routing.Settings).type_ranking)
+
+    @property
+    def rank(self) -> dict[str, int]:
+        """Case type -> position (0 = highest); unknown types rank ``len(rank)``."""
+        return self.section(contact_routing.Settings).rank
+
+    @property
+    def samenloop_municipalities(self) -> frozenset[str]:
+        return self.section(samenloop.Settings).municipalities
+
+    @property
+    def wasted_work_horizon_days(self) -> int:
+        return self.section(collisions.Settings).wasted_work_horizon_days
+
+    @property
+    def min_gap_days(self) -> int:
+        return self.section(collisions.Settings).min_gap_days
+
+    @property
+    def mandate_cents(self) -> int:
+        return self.section(mandate.Settings).mandate_cents
+
+    @property
+    def mandate_eur(self) -> Decimal:
+        return Decimal(self.mandate_cents) / 100
+
+    @property
+    def area_threshold(self) -> int:
+        return self.section(area_cluster.Settings).area_threshold
+
+    @property
+    def area_rules(self) -> frozenset[str]:
+        return self.section(area_cluster.Settings).area_rule_set
+
 
 def parse_config(text: str) -> RulesConfig:
-    """Parse and validate TOML text."""
+    """Parse and validate TOML text (keys it leaves out keep their packaged values)."""
     return RulesConfig.from_mapping(tomllib.loads(text))
 
 
@@ -159,4 +165,4 @@ def load_config(path: Path | str | None = None) -> RulesConfig:
 @lru_cache(maxsize=1)
 def default_config() -> RulesConfig:
     """The packaged default rules (cached: it is immutable)."""
-    return parse_config(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    return RulesConfig.from_mapping({})

@@ -6,8 +6,9 @@ a repeat is told apart from a conflicting reuse of the id), the alerts/signals o
 whether it currently contributes to its area's cluster. It lives in a RocksDB-backed Faust table,
 hence the compact, fast ``to_bytes``/``from_bytes`` (orjson over positional rows).
 
-``apply``/``apply_many`` update the dossier *in place* (and return it) for speed: the caller owns
-it (a table value or the in-memory :class:`~hub.engine.engine.Engine`).
+:func:`apply_many` is the one fold of events into a dossier (``apply`` is its single-event form).
+It updates the dossier *in place* (and returns it) for speed: the caller owns it (a table value or
+the in-memory :class:`~hub.engine.engine.Engine`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ from hub.engine.lifecycle import (
     AlertState,
     CaseRef,
     Transition,
-    category_of,
     prune_resolved,
     reconcile,
 )
-from hub.engine.rules import ADDRESS_RULES, evaluate
+from hub.engine.rules import ADDRESS_RULES, category_of, evaluate
 
 UNASSIGNED = "UNASSIGNED"
 # 1: ``recent`` held bare event ids (still read: see ``from_bytes``); 2: (source, id, digest)
@@ -389,11 +389,6 @@ def _evaluate(
     return transitions, [update]
 
 
-def _note_repeat(repeats: Repeats | None, outcome: int, ev: NormalisedEvent) -> None:
-    if repeats is not None:
-        (repeats.conflicts if outcome == _CONFLICT else repeats.duplicates).append(ev)
-
-
 def apply(
     dossier: Dossier | None,
     event: NormalisedEvent,
@@ -401,24 +396,14 @@ def apply(
     now_ms: int | None = None,
     repeats: Repeats | None = None,
 ) -> tuple[Dossier, list[Transition], list[AreaUpdate]]:
-    """The per-address step: fold ``event`` in, re-evaluate rules 1-5 if needed.
+    """The single-event form of :func:`apply_many` (the one fold), for callers with one event.
 
     Returns the (same, mutated) dossier, the alert transitions to emit and the area updates to
     forward. ``now_ms`` (wall clock, only for ``emitted_at``) is injectable for tests. An event
     whose (source, event_id) was applied before is not applied; ``repeats`` collects it.
     """
     d = dossier if dossier is not None else Dossier(event.address_key)
-    if event.address_key != d.address_key:
-        raise ValueError("event belongs to another address than the dossier")
-    outcome = _ingest(d, event, config)
-    if outcome in (_NOOP, _CONFLICT):
-        _note_repeat(repeats, outcome, event)
-        return d, [], []
-    now = now_ms if now_ms is not None else _now_ms()
-    d.version += 1
-    if outcome == _BOOKKEEPING:
-        return d, [], []
-    transitions, updates = _evaluate(d, config, event, now)
+    _, transitions, updates = apply_many(d, (event,), config, now_ms, repeats)
     return d, transitions, updates
 
 
@@ -429,12 +414,14 @@ def apply_many(
     now_ms: int | None = None,
     repeats: Repeats | None = None,
 ) -> tuple[Dossier | None, list[Transition], list[AreaUpdate]]:
-    """Batch form for one address: fold all events, evaluate the rules once.
+    """The per-address step: fold events into the dossier, evaluate the rules once.
 
-    The final state equals applying the events one by one; intermediate flaps inside the batch are
-    not emitted. The trigger (evidence, ``trigger_event_id``) is the last event that changed
-    something a rule looks at. Returns ``None`` as dossier only for an empty batch on ``None``.
-    Repeated (source, event_id)s are not applied; ``repeats`` collects them.
+    The only fold of events into a dossier (``apply``, the stream and the in-memory
+    :class:`~hub.engine.engine.Engine` all come here). The final state equals applying the events
+    one by one; intermediate flaps inside the batch are not emitted. The trigger (evidence,
+    ``trigger_event_id``) is the last event that changed something a rule looks at. Returns
+    ``None`` as dossier only for an empty batch on ``None``. Repeated (source, event_id)s are not
+    applied; ``repeats`` collects them. The dossier is mutated in place.
     """
     d = dossier
     trigger: NormalisedEvent | None = None
@@ -446,16 +433,17 @@ def apply_many(
             raise ValueError("event belongs to another address than the dossier")
         outcome = _ingest(d, ev, config)
         if outcome in (_NOOP, _CONFLICT):
-            _note_repeat(repeats, outcome, ev)
+            if repeats is not None:
+                (repeats.conflicts if outcome == _CONFLICT else repeats.duplicates).append(ev)
             continue
         touched = True
         if outcome == _RELEVANT:
             trigger = ev
     if d is None or not touched:
         return d, [], []
-    now = now_ms if now_ms is not None else _now_ms()
     d.version += 1
     if trigger is None:
         return d, [], []
+    now = now_ms if now_ms is not None else _now_ms()
     transitions, updates = _evaluate(d, config, trigger, now)
     return d, transitions, updates

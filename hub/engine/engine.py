@@ -8,6 +8,7 @@ on one core and its outcome compared with the stream's.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,17 +19,7 @@ from hub.engine import area as area_step
 from hub.engine.area import AreaState, AreaUpdate
 from hub.engine.area import current_records as area_records
 from hub.engine.config import RulesConfig, default_config
-from hub.engine.dossier import (
-    _BOOKKEEPING,
-    _CONFLICT,
-    _RELEVANT,
-    Dossier,
-    Repeats,
-    _evaluate,
-    _ingest,
-    _now_ms,
-    apply_many,
-)
+from hub.engine.dossier import Dossier, Repeats, apply_many
 from hub.engine.dossier import current_records as dossier_records
 from hub.engine.lifecycle import FIRING, Transition
 
@@ -57,27 +48,13 @@ class Engine:
             out.extend(ts)
 
     def process(self, event: NormalisedEvent) -> list[Transition]:
-        """One event through its address (and, when its flag flips, its area).
-
-        Same as :func:`hub.engine.dossier.apply`, inlined: this is the backtest's hot loop.
-        """
-        config = self.config
+        """One event through its address (and, when its flag flips, its area)."""
         key = event.address_key
         d = self.dossiers.get(key)
         if d is None:
             d = self.dossiers[key] = Dossier(key)
-        outcome = _ingest(d, event, config)
-        if outcome != _RELEVANT:
-            if outcome == _BOOKKEEPING:
-                d.version += 1
-            elif outcome == _CONFLICT:
-                self.repeats.conflicts.append(event)
-            else:
-                self.repeats.duplicates.append(event)
-            return []
-        now = self.clock() if self.clock is not None else _now_ms()
-        d.version += 1
-        out, updates = _evaluate(d, config, event, now)
+        now = self.clock() if self.clock is not None else time.time_ns() // 1_000_000
+        _, out, updates = apply_many(d, (event,), self.config, now, self.repeats)
         if updates:
             self._areas(updates, now, out)
         return out

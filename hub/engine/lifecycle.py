@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from hub.contracts.enums import AlertStatus, RuleName
+from hub.contracts.enums import AlertStatus
 
 FIRING = AlertStatus.FIRING.value
 RESOLVED = AlertStatus.RESOLVED.value
-CATEGORY_ALERT = "ALERT"
-CATEGORY_SIGNAL = "SIGNAL"
 NONE_KNOWN = "NONE_KNOWN"
 
 CaseRef = tuple[str, str]  # (source, case_id)
@@ -43,10 +41,6 @@ def fingerprint(*identity: str) -> str:
 def content_digest(*parts: str) -> str:
     """Digest of an alert's content; compared, never interpreted."""
     return _hash(_SEP.join(parts))
-
-
-def category_of(rule: str) -> str:
-    return CATEGORY_ALERT if rule == RuleName.CONTACT_ROUTING else CATEGORY_SIGNAL
 
 
 @dataclass(slots=True)
