@@ -31,7 +31,8 @@ from typing import Any, Literal
 import orjson
 
 from connectors.edge_checks import check_case_event
-from hub.contracts.decode import Rejection, RejectReason, encode_case_event
+from hub.contracts.decode import Rejection, encode_case_event
+from hub.contracts.enums import RejectReason
 from hub.contracts.events import CaseEvent
 from hub.settings import Settings
 

@@ -6,6 +6,7 @@ Console script ``hub`` = :data:`app`; ``python -m hubctl`` runs the same app.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -71,7 +72,7 @@ def worker(
     """Run a hub worker: ingest stage + correlate and area agents (Ctrl-C/SIGTERM stops)."""
     from hub.pipeline.worker import run_worker
 
-    overrides = {
+    overrides: dict[str, Any] = {
         k: v
         for k, v in {
             "partitions": partitions,

@@ -239,7 +239,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def probe(broker: str, timeout: float = 5.0) -> tuple[str, int, int] | None:
+def probe(broker: str, timeout: float = 5.0) -> tuple[str | None, int, int] | None:
     """One metadata request: (cluster id, broker count, topic count), or None if unreachable."""
     from confluent_kafka.admin import AdminClient
 

@@ -890,7 +890,7 @@ class _Planner:
             elif final in _WINDOWED and not windows_ok:
                 seq = path
             win = self._window(DMG, rng.randrange(self.span * 86400)) if repair else None
-            cents = 500_000 if rng.random() < 0.55 else rng.randint(50_000, 6_000_000)
+            cents: int | None = 500_000 if rng.random() < 0.55 else rng.randint(50_000, 6_000_000)
             if len(seq) > left:
                 self._filler(a, min(3, left))
                 return

@@ -260,7 +260,7 @@ class Simulation:
                 elif status == IN_PROGRESS:
                     target = c.ws * 86400 + 25_000 + int(rnd() * 30_000)
                 elif status == CLOSED and c.seq[step - 1] == IN_PROGRESS:
-                    target = (c.we + 1 + int(rnd() * 20)) * 86400 + 30_000
+                    target = (c.we + 1 + int(rnd() * 20)) * 86400 + 30_000  # type: ignore[operator]
                 else:
                     target = 0
                 if target > t:

@@ -226,6 +226,7 @@ def _build_world(n: int, rng: random.Random) -> _World:
             ):
                 code = _POST_MERGER_CODE[area.gm]  # built after the merger
             # units of this building: (number, letter, toevoeging)
+            units: list[tuple[int, str | None, str | None]]
             if rand() < area.multi:
                 r = rand()
                 size = randint(2, 4) if r < 0.5 else randint(6, 24) if r < 0.9 else randint(30, 60)

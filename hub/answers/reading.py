@@ -117,7 +117,7 @@ def read_to_end(
                     continue
                 if tp not in pending:
                     continue
-                offset = msg.offset()
+                offset: int = msg.offset()  # type: ignore[assignment]  # set on a read message
                 if offset >= ends[tp]:  # written after we started: not part of this answer
                     pending.discard(tp)
                     continue
@@ -130,7 +130,7 @@ def read_to_end(
                     offset=offset,
                     key=msg.key(),
                     value=msg.value(),
-                    headers=list(msg.headers() or ()),
+                    headers=list(msg.headers() or ()),  # type: ignore[arg-type]
                     timestamp_ms=ts,
                 )
     finally:
