@@ -42,8 +42,8 @@ def measure_engine(values: list[bytes], chunk: int = 5000) -> dict[str, Any]:
                 normalised.extend(result.normalised)
                 normalised.extend(result.released)
             t2 = time.perf_counter()
-            for n in normalised:
-                transitions += len(engine.process(n))
+            for resolved in normalised:
+                transitions += len(engine.process(resolved))
             t3 = time.perf_counter()
             decode_s += t1 - t0
             resolve_s += t2 - t1

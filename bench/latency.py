@@ -140,7 +140,7 @@ class _Collector(threading.Thread):
                         continue
                     self.records += 1
                     try:
-                        _, record = codec.decode(msg.value())
+                        _, record = codec.decode(msg.value() or b"")
                     except DecodeError:
                         continue
                     produced = self.sent.get(record.get("trigger_event_id") or "")

@@ -106,7 +106,7 @@ def confluent_rate(
             messages = consumer.consume(num_messages=10_000, timeout=0.5)
             if not messages:
                 continue
-            values = [m.value() for m in messages if m.error() is None]
+            values = [v for m in messages if m.error() is None and (v := m.value()) is not None]
             seen += len(values)
             decoded += _count(codec.decode_batch(values, "CaseEvent"))
             if first is None:

@@ -77,8 +77,17 @@ def build(addresses: int, events: int, seed: int, cache: bool = True) -> Workloa
     began = time.monotonic()
     path = cache_path_for(addresses, events, seed)
     if cache and path.exists():
-        keys, values, ids = pickle.loads(path.read_bytes())
-        return Workload(addresses, events, seed, keys, values, ids, time.monotonic() - began, True)
+        cached_keys, cached_values, cached_ids = pickle.loads(path.read_bytes())
+        return Workload(
+            addresses,
+            events,
+            seed,
+            cached_keys,
+            cached_values,
+            cached_ids,
+            time.monotonic() - began,
+            True,
+        )
     keys: list[bytes | None] = []
     values: list[bytes] = []
     ids: list[str | None] = []
