@@ -7,6 +7,7 @@ They never use the shared broker at HUB_BROKER: the session starts its own (``br
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,8 +32,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [i for i in items if id(i) not in selected]
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
 @pytest.fixture(scope="session")
 def fault_broker() -> Iterator[FaultBroker]:
+    # SIGTERM (e.g. `timeout`) ends the session like Ctrl-C: cleanups run, the broker this
+    # session started is stopped. Workers die with the test process anyway (PDEATHSIG).
+    signal.signal(signal.SIGTERM, _interrupt)
     broker = FaultBroker()
     broker.open()
     print(f"\nfault broker: {broker.kafka.status().describe()} (home {broker.home})")

@@ -190,7 +190,7 @@ class FaultRun:
         partitions: int = 4,
     ) -> None:
         self.broker = broker
-        self.hub = HubUnderTest(broker.address, root, partitions)
+        self.hub = HubUnderTest(broker.address, root, partitions, die_with_parent=True)
         self.report = report
         self.worker_env = worker_env or {}
         self.worker: subprocess.Popen[bytes] | None = None

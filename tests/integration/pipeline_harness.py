@@ -39,6 +39,8 @@ class HubUnderTest:
         default_factory=lambda: "".join(random.choices(string.ascii_lowercase, k=10))
     )
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: workers get SIGKILL when the test process dies (even by SIGKILL): no orphaned workers
+    die_with_parent: bool = False
 
     @property
     def settings(self) -> Settings:
@@ -81,6 +83,7 @@ class HubUnderTest:
             env={**self.env(index), "HUB_METRICS_PORT": str(metrics_port), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         self.processes.append(proc)
         return proc
@@ -167,6 +170,13 @@ class HubUnderTest:
                 proc.kill()
                 proc.wait(30)
         delete_topics(self.broker, prefixes=(self.settings.topic_prefix, self.settings.app_id))
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def latest_by_fingerprint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
