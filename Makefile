@@ -40,8 +40,9 @@ kafka-stop: deps
 kafka-status: deps
 	$(HUB) kafka status
 
-# Runs the whole suite against a real broker; stops the broker only if this run started it.
-test: install
+# Lint (ruff + mypy), then the whole suite against a real broker; stops the broker only if this
+# run started it.
+test: install lint
 	$(WITH_KAFKA) $(VENV)/bin/pytest -q
 
 # Fault scenarios (issue 12) on their own broker (localhost:19192, .local/kafka-faults), never the
