@@ -79,11 +79,10 @@ class HubUnderTest:
     ) -> subprocess.Popen[bytes]:
         log = (self.root / f"worker{index}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hubctl", "worker"],
+            _with_pdeathsig([sys.executable, "-m", "hubctl", "worker"], self.die_with_parent),
             env={**self.env(index), "HUB_METRICS_PORT": str(metrics_port), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         self.processes.append(proc)
         return proc
@@ -172,11 +171,19 @@ class HubUnderTest:
         delete_topics(self.broker, prefixes=(self.settings.topic_prefix, self.settings.app_id))
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
-    import ctypes
+# Sets PR_SET_PDEATHSIG in a fresh single-threaded interpreter, then execs the real command (the
+# setting survives exec). Not preexec_fn: forking a process that runs librdkafka threads with
+# Python code in the child crashed the test process.
+_PDEATHSIG_EXEC = (
+    "import ctypes, os, signal, sys; "
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL); "  # 1 = PR_SET_PDEATHSIG
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+def _with_pdeathsig(cmd: list[str], enabled: bool) -> list[str]:
+    """``cmd`` (a Python command line) so that it is SIGKILLed when the test process dies."""
+    return [cmd[0], "-c", _PDEATHSIG_EXEC, *cmd[1:]] if enabled else cmd
 
 
 def latest_by_fingerprint(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
