@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka_publish import to_wire
 from hub.contracts.codec import AvroCodec
 from hub.oracle import OracleResult, run_oracle
 from hub.pipeline.clients import consumer_config, produce_waiting, producer_config
-from hub.pipeline.lag import pipeline_lag
 from hub.pipeline.topics import Topics, delete_topics, ensure_topics
 from tests.faults.broker import FaultBroker
 from tests.faults.compare import Comparison, compare
@@ -204,6 +203,7 @@ class FaultRun:
         self._backoff = 2.0
         self._children: set[tuple[int, str]] = set()  # (pid, start time): never a reused pid
         self.admin = AdminClient({"bootstrap.servers": broker.address})
+        self._probes: dict[str, Any] = {}
 
     # -- worker ------------------------------------------------------------------------
     def start_worker(self) -> subprocess.Popen[bytes]:
@@ -287,20 +287,58 @@ class FaultRun:
     def hub_topics(self) -> list[str]:
         return list(self.topics.specs(self.hub.partitions))
 
+    def _probe(self, group: str) -> Any:
+        """A consumer in ``group`` that never subscribes: reads committed offsets only.
+
+                Not AdminClient.list_consumer_group_offsets: librdkafka (2.x, the bundled build)
+                segfaulted in rd_kafka_cgrp_op handling its OffsetFetch response while the fresh
+        X
+        """
+        from confluent_kafka import Consumer
+
+        probe = self._probes.get(group)
+        if probe is None:
+            probe = self._probes[group] = Consumer(consumer_config(self.hub.settings, group))
+        return probe
+
+    def group_lag(self, group: str, topics: list[str]) -> tuple[int, int]:
+        """(committed offsets summed, lag summed) of ``group`` on ``topics``; raises if unknown."""
+        meta = self.admin.list_topics(timeout=5)
+        parts = [
+            TopicPartition(t, p)
+            for t in topics
+            if t in meta.topics and meta.topics[t].error is None
+            for p in meta.topics[t].partitions
+        ]
+        if len(parts) == 0:
+            return 0, 0
+        probe = self._probe(group)
+        committed = probe.committed(parts, timeout=5)
+        done = lag = 0
+        for tp in committed:
+            if tp.error is not None:
+                raise RuntimeError(str(tp.error))
+            low, high = probe.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), 5)
+            at = tp.offset if tp.offset >= 0 else low
+            done += max(0, tp.offset)
+            lag += high - at
+        return done, lag
+
     def ingest_committed(self) -> int:
-        """Inbound events the ingest stage has committed (sum over partitions)."""
-        topic = self.topics.case_events
+        """Inbound events the ingest stage has committed (sum over partitions); -1 unknown."""
         try:
-            meta = self.admin.list_topics(topic, timeout=5).topics[topic]
-            parts = [TopicPartition(topic, p) for p in meta.partitions]
             group = f"{self.hub.settings.app_id}-ingest"
-            future = self.admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group, parts)]
-            )
-            result = future[group].result(timeout=5)
+            return self.group_lag(group, [self.topics.case_events])[0]
         except Exception:
             return -1
-        return sum(max(0, tp.offset) for tp in result.topic_partitions)
+
+    def pipeline_lag(self) -> int:
+        """Lag of the ingest stage and the Faust agents (as hub.pipeline.lag.pipeline_lag)."""
+        s = self.hub.settings
+        t = self.topics
+        ingest = self.group_lag(f"{s.app_id}-ingest", [t.case_events])[1]
+        agents = self.group_lag(s.app_id, [t.normalised, t.area_updates])[1]
+        return ingest + agents
 
     # -- phases ---------------------------------------------------------------------------
     def start(self, create_topics: bool = False, topic_wait_s: float = 60.0) -> None:
@@ -362,7 +400,7 @@ class FaultRun:
                 time.sleep(0.5)
                 continue
             try:
-                lag = pipeline_lag(self.hub.settings)
+                lag = self.pipeline_lag()
             except Exception:
                 lag = None
             if lag == 0 and self.worker is not None:
@@ -379,7 +417,7 @@ class FaultRun:
 
     def _lag_text(self) -> str:
         try:
-            return str(pipeline_lag(self.hub.settings))
+            return str(self.pipeline_lag())
         except Exception as exc:
             return f"unknown: {exc}"
 
@@ -491,6 +529,9 @@ class FaultRun:
             if _start_time(pid) == started:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
+        for probe in self._probes.values():
+            with contextlib.suppress(Exception):
+                probe.close()
         self.report.total_s = time.monotonic() - self.began
         with contextlib.suppress(Exception):
             s = self.hub.settings
