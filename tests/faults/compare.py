@@ -148,7 +148,7 @@ class Comparison:
         )
 
     def problems(self) -> list[str]:
-        out = []
+        out: list[str] = []
         for label, counter in (("missing", self.missing), ("extra", self.extra)):
             out.extend(f"{n} {label} on {t}" for t, n in sorted(counter.items()) if n)
         out.extend(f"{n} wrong on {t}" for t, n in sorted(self.wrong.items()) if n)

@@ -455,11 +455,11 @@ class FaultRun:
                 for msg in consumer.consume(2000, timeout=0.5):
                     if msg.error() is not None:
                         continue
-                    p = msg.partition()
-                    if p in done:
+                    p, offset = msg.partition(), msg.offset()
+                    if p is None or offset is None or p in done:
                         continue
                     by_partition[p].append((msg.key(), msg.value(), msg.headers() or []))
-                    if msg.offset() + 1 >= ends[p]:
+                    if offset + 1 >= ends[p]:
                         done.add(p)
                 for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
                     if tp.offset >= 0 and tp.offset >= ends[tp.partition]:
