@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from hub.pipeline.clients import consumer_config
@@ -10,26 +10,29 @@ from hub.settings import Settings
 
 
 def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    """(topic, partition) → messages not yet committed by ``group`` (uncommitted = all)."""
+    """(topic, partition) → messages not yet committed by ``group`` (uncommitted = all).
+
+    Committed offsets are read with a consumer of that group id that never subscribes (so it
+    never joins the group), not with ``AdminClient.list_consumer_group_offsets``: librdkafka
+    crashed the process (SIGSEGV) in that call while a fresh broker was still starting.
+    """
     from confluent_kafka import Consumer
 
-    admin = AdminClient({"bootstrap.servers": settings.broker})
-    metadata = admin.list_topics(timeout=10)
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in topics
-        if topic in metadata.topics
-        for p in metadata.topics[topic].partitions
-    ]
-    if not partitions:
-        return {}
-    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)])
-    committed = {
-        (tp.topic, tp.partition): tp.offset
-        for tp in future[group].result(timeout=10).topic_partitions
-    }
-    reader = Consumer(consumer_config(settings, f"{group}-lag-probe"))
+    reader = Consumer(consumer_config(settings, group))
     try:
+        metadata = reader.list_topics(timeout=10)
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            if topic in metadata.topics
+            for p in metadata.topics[topic].partitions
+        ]
+        if not partitions:
+            return {}
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in reader.committed(partitions, timeout=10)
+        }
         lag = {}
         for tp in partitions:
             low, high = reader.get_watermark_offsets(tp, timeout=10)
