@@ -46,7 +46,8 @@ test: install lint
 	$(WITH_KAFKA) $(VENV)/bin/pytest -q
 
 # Fault scenarios (issue 12) on their own broker (localhost:19192, .local/kafka-faults), never the
-# shared one; the table goes to stdout and .local/faults-report.md. Not part of `make test`.
+# shared one; the table goes to stdout and .local/faults-report.md. Not part of `make test`;
+# .ci/run runs it after `make test`.
 test-faults: install
 	$(VENV)/bin/pytest -q -m faults tests/faults
 
