@@ -30,8 +30,7 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[tuple[s
         if not partitions:
             return {}
         committed = {
-            (tp.topic, tp.partition): tp.offset
-            for tp in reader.committed(partitions, timeout=10)
+            (tp.topic, tp.partition): tp.offset for tp in reader.committed(partitions, timeout=10)
         }
         lag = {}
         for tp in partitions:
