@@ -47,7 +47,7 @@ test: install lint
 
 # Fault scenarios (issue 12) on their own broker (localhost:19192, .local/kafka-faults), never the
 # shared one; the table goes to stdout and .local/faults-report.md. Not part of `make test`;
-# .ci/run runs it after `make test`.
+# .ci/run will run it after `make test` once the ingest-child scenario is fixed (issue 12).
 test-faults: install
 	$(VENV)/bin/pytest -q -m faults tests/faults
 
