@@ -10,6 +10,14 @@ At-least-once: the inbound offsets are committed only after every record the bat
 acknowledged by the broker (``flush``). A crash in between replays the batch, and replays are
 harmless downstream because the engine ignores what it has already applied.
 
+Outputs before state (:meth:`IngestStage.persist`): a batch's *outputs* (normalised batches,
+dead letters) are flushed before its *state* records (register facts, building cases, parked
+events and their tombstones) are even produced. Kafka orders nothing across partitions, so a
+kill -9 during one flush can leave any subset durable; were a fact ("this address is in building
+P") durable while the release it caused (P's case for that address) was lost, the replayed batch
+would find the fact known and release nothing. With this order a replay either finds the state
+missing and derives it (and its releases) again, or finds it durable because the outputs are.
+
 Global state: every worker reads the whole ``address-register`` and ``building-cases`` topics
 (one partition each, compacted) on start and keeps following them, so a mapping learned by one
 worker reaches the events of all; ``parked`` is re-read on start and retried.
@@ -145,6 +153,8 @@ class IngestStage:
         self.stats = IngestStats()
         self.ready = threading.Event()
         self._errors: list[str] = []
+        # state records of the current batch, produced only after its outputs are durable
+        self._state: list[tuple[str, bytes, bytes | None]] = []
         self.batch_max_bytes = batch_max_bytes
         # occurred_at plausibility from these settings and this clock (process-wide: validation
         # runs inside pydantic, see hub.contracts.events.set_occurred_at_bounds)
@@ -174,7 +184,9 @@ class IngestStage:
                     messages = self._next_batch(consumer)
                     if messages:
                         self.process(messages)
-                        self._flush()
+                    if messages or self._state:
+                        self.persist()
+                    if messages:
                         consumer.commit(asynchronous=False)
             finally:
                 consumer.close()
@@ -250,9 +262,9 @@ class IngestStage:
             released.extend(result.released)
         replay = self.ingestor.replay_parked()
         released.extend(replay.released)
-        if released:
+        if released or self._state:
             self._emit_normalised(released)
-            self._flush()
+            self.persist()
         self.metrics.set_parked(self.ingestor.parked_count)
         log.info(
             "ingest state restored: %d addresses known, %d events parked",
@@ -328,11 +340,8 @@ class IngestStage:
                 self._unpark(result.released)
             if result.parked:
                 parked += 1
-                self.producer.produce(
-                    self.topics.parked,
-                    key=parked_key(decoded.source.value, decoded.event_id),
-                    value=raw,
-                    on_delivery=self._on_delivery,
+                self._state.append(
+                    (self.topics.parked, parked_key(decoded.source.value, decoded.event_id), raw)
                 )
             case = result.building_case
             if case is not None and case.pand_id:  # a pand-only event: the building's case
@@ -395,29 +404,19 @@ class IngestStage:
 
     def _publish_learned(self, result: IngestResult) -> None:
         for fact in result.learned:
-            self.producer.produce(
-                self.topics.address_register,
-                key=fact_key(fact).encode(),
-                value=orjson.dumps(fact),
-                on_delivery=self._on_delivery,
+            self._state.append(
+                (self.topics.address_register, fact_key(fact).encode(), orjson.dumps(fact))
             )
 
     def _publish_building_case(self, pand_id: str, event: NormalisedEvent) -> None:
         for template in self.ingestor.building_cases(pand_id):
             if template.case_ref == event.case_ref:
                 key = f"{pand_id}|{template.source}|{template.case_id}".encode()
-                self.producer.produce(
-                    self.topics.building_cases,
-                    key=key,
-                    value=orjson.dumps(template),
-                    on_delivery=self._on_delivery,
-                )
+                self._state.append((self.topics.building_cases, key, orjson.dumps(template)))
 
     def _unpark(self, released: list[NormalisedEvent]) -> None:
         for key in {parked_key(e.source, e.event_id) for e in released}:
-            self.producer.produce(
-                self.topics.parked, key=key, value=None, on_delivery=self._on_delivery
-            )
+            self._state.append((self.topics.parked, key, None))
 
     def _dead_letter(self, msg: Message, rejection: Rejection) -> None:
         """Original key, value (cut to MAX_DEAD_LETTER_PAYLOAD, marked so) and error headers.
@@ -462,6 +461,19 @@ class IngestStage:
         if err is not None:
             self.metrics.record_producer_error(msg.topic() or "unknown", err.name())
             self._errors.append(f"{msg.topic()}: {err.str()}")
+
+    def persist(self) -> None:
+        """Make the batch durable in dependency order: outputs, then the state behind them.
+
+        See the module docstring (outputs before state). The state records keep their order, so
+        a parked event and its tombstone in the same batch land in that order (same key).
+        """
+        self._flush()
+        if self._state:
+            records, self._state = self._state, []
+            for topic, key, value in records:
+                self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
+            self._flush()
 
     def _flush(self) -> None:
         """Wait until every record is acknowledged or failed, however long the broker is away.

@@ -74,7 +74,7 @@ def test_a_message_just_under_1_mib_is_dead_lettered_truncated_and_the_next_even
     assert [len(m.value()) for m in inbound] == [OVERSIZED, len(encode_case_event(valid))]
     stage = IngestStage(settings, Producer(producer_config(settings)))
     stage.process(inbound)
-    stage._flush()  # what the stage does before committing: must not raise DeliveryFailed
+    stage.persist()  # what the stage does before committing: must not raise DeliveryFailed
 
     (letter_msg,) = _read(settings, topics.dead_letter, 1)
     letter = parse_dead_letter(letter_msg.headers(), letter_msg.value(), letter_msg.key())

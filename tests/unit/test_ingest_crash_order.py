@@ -1,0 +1,266 @@
+"""A crash of the ingest stage between produce and commit never loses what the batch released.
+
+The ingest stage writes two kinds of records per batch: *outputs* (normalised batches, dead
+letters) and *state* (register facts, building cases, parked events and their tombstones). Kafka
+orders nothing across partitions, so a kill -9 during a flush can leave any subset of the
+produced records durable. If a state record (say "this address is in building P") survives while
+the output it implies (building P's case released to that address) is lost, the restarted stage
+re-reads the batch with the fact already known, releases nothing, and the dossier misses a case:
+the stale dossier the fault suite found after kill -9 of the ingest child.
+
+Here a fake broker makes the worst subset durable at a crash (every pending state record, no
+pending output), crashes at every flush, restarts a new stage from the durable state topics and
+replays the uncommitted batch; the outputs of both lives together must hold every event a
+crash-free run produces.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from copy import deepcopy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from hub.contracts.events import set_occurred_at_bounds
+from hub.pipeline.batches import decode_batch
+from hub.pipeline.ingest import IngestStage
+from hub.pipeline.topics import Topics
+from hub.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE: dict[str, Any] = json.loads(
+    (ROOT / "tests" / "fixtures" / "contracts" / "samples.json").read_text()
+)["CaseEvent"]
+SETTINGS = Settings(topic_prefix="crash.", partitions=4)
+TOPICS = Topics.from_settings(SETTINGS)
+STATE_TOPICS = {TOPICS.address_register, TOPICS.building_cases, TOPICS.parked}
+
+
+class Crash(Exception):
+    """kill -9 of the ingest child, in the middle of a flush."""
+
+
+@dataclass
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    offset: int = 0
+    partition: int = 0
+
+
+class Msg:
+    """A consumed message: what IngestStage reads of a confluent_kafka.Message."""
+
+    def __init__(self, record: Record) -> None:
+        self._r = record
+
+    def value(self) -> bytes | None:
+        return self._r.value
+
+    def key(self) -> bytes | None:
+        return self._r.key
+
+    def topic(self) -> str:
+        return self._r.topic
+
+    def partition(self) -> int:
+        return self._r.partition
+
+    def offset(self) -> int:
+        return self._r.offset
+
+    def error(self) -> None:
+        return None
+
+
+@dataclass
+class Broker:
+    """Durable logs per topic; a producer's records become durable only when flushed."""
+
+    logs: dict[str, list[Record]] = field(default_factory=dict)
+
+    def append(self, record: Record) -> None:
+        log = self.logs.setdefault(record.topic, [])
+        record.offset = len(log)
+        log.append(record)
+
+
+@dataclass
+class CrashingProducer:
+    """Buffers produce calls; ``flush`` makes them durable, or crashes on flush number
+    ``crash_at`` leaving the worst subset durable (all pending state, no pending output)."""
+
+    broker: Broker
+    crash_at: int | None = None
+    flushes: int = 0
+    pending: list[Record] = field(default_factory=list)
+
+    def produce(
+        self, topic: str, key: bytes | None = None, value: bytes | None = None, **kw: Any
+    ) -> None:
+        self.pending.append(Record(topic, key, value, partition=kw.get("partition") or 0))
+
+    def flush(self, timeout: float = 0) -> int:
+        self.flushes += 1
+        pending, self.pending = self.pending, []
+        if self.crash_at is not None and self.flushes == self.crash_at:
+            for record in pending:
+                if record.topic in STATE_TOPICS:
+                    self.broker.append(record)
+            raise Crash
+        for record in pending:
+            self.broker.append(record)
+        return 0
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+
+class StateReader:
+    """The assign-only consumer ``IngestStage._restore`` uses, over the fake broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.assigned: list[str] = []
+        self.served = False
+
+    def get_watermark_offsets(self, tp: TopicPartition, **kw: Any) -> tuple[int, int]:
+        return 0, len(self.broker.logs.get(tp.topic, []))
+
+    def assign(self, parts: list[TopicPartition]) -> None:
+        self.assigned = [tp.topic for tp in parts]
+
+    def consume(self, num_messages: int = 1, timeout: float = 0) -> list[Msg]:
+        if self.served:
+            return []
+        self.served = True
+        return [Msg(r) for t in self.assigned for r in self.broker.logs.get(t, [])]
+
+    def incremental_unassign(self, parts: list[TopicPartition]) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def default_bounds() -> Iterator[None]:
+    yield
+    set_occurred_at_bounds(None)
+
+
+def _event(event_id: str, source: str, case_id: str, case_type: str, **address: Any) -> bytes:
+    event = deepcopy(SAMPLE)
+    event.update(event_id=event_id, source=source, source_org=source, case_id=case_id)
+    event.update(case_type=case_type)
+    event["address"] = {
+        "nummeraanduiding_id": None,
+        "pand_id": None,
+        "postcode": None,
+        "huisnummer": None,
+        "huisletter": None,
+        "huisnummertoevoeging": None,
+        "gemeentecode": "GM0014",
+        **address,
+    }
+    return json.dumps(event).encode()
+
+
+PAND = "0014100000654321"
+NID = "0014200000123456"
+# Batch 1 (committed): a building-level damage case for pand P, with no address of P known yet
+# (parked on the pand and remembered), and an id-only claim for an address not yet known
+# (parked on its id).
+BATCH_1 = [
+    _event("img-1", "IMG", "IMG-1", "DAMAGE", pand_id=PAND),
+    _event("ncg-1", "NCG", "NCG-1", "STRENGTHENING", nummeraanduiding_id=NID),
+]
+# Batch 2 (crashes): an address in pand P that carries the id: it teaches "key in P" and
+# "id -> key", which releases both parked events to that address.
+BATCH_2 = [
+    _event(
+        "gem-1",
+        "MUNICIPALITY",
+        "GEM-1",
+        "PERMIT",
+        postcode="9711AB",
+        huisnummer=12,
+        pand_id=PAND,
+        nummeraanduiding_id=NID,
+    ),
+]
+
+
+def _messages(raws: list[bytes], first_offset: int) -> list[Msg]:
+    return [
+        Msg(Record(TOPICS.case_events, b"k", raw, offset=first_offset + i))
+        for i, raw in enumerate(raws)
+    ]
+
+
+def _stage(producer: CrashingProducer) -> IngestStage:
+    return IngestStage(SETTINGS, producer, clock=lambda: 1_750_000_000.0)  # type: ignore[arg-type]
+
+
+def _start(broker: Broker, producer: CrashingProducer) -> IngestStage:
+    stage = _stage(producer)
+    stage._restore(StateReader(broker))  # type: ignore[arg-type]
+    return stage
+
+
+def _delivered(broker: Broker) -> set[tuple[str, str, str]]:
+    """(address key, source, event id) of every normalised event on the internal topic."""
+    return {
+        (e.address_key, e.source, e.event_id)
+        for record in broker.logs.get(TOPICS.normalised, [])
+        for e in decode_batch(record.value or b"")
+    }
+
+
+def _run_batch(stage: IngestStage, messages: list[Msg]) -> None:
+    stage.process(messages)  # type: ignore[arg-type]
+    stage.persist()
+
+
+def _crash_free() -> set[tuple[str, str, str]]:
+    broker = Broker()
+    stage = _start(broker, CrashingProducer(broker))
+    _run_batch(stage, _messages(BATCH_1, 0))
+    _run_batch(stage, _messages(BATCH_2, len(BATCH_1)))
+    return _delivered(broker)
+
+
+def test_crash_free_run_releases_both_parked_events_to_the_new_address() -> None:
+    delivered = _crash_free()
+    keys = {key for key, _, _ in delivered}
+    assert keys == {"9711AB-12"}
+    assert {eid for _, _, eid in delivered} == {"img-1", "ncg-1", "gem-1"}
+
+
+@pytest.mark.parametrize("crash_at", [1, 2])  # the batch flushes twice: outputs, state
+def test_crash_at_any_flush_of_a_batch_loses_no_released_event(crash_at: int) -> None:
+    expected = _crash_free()
+    broker = Broker()
+    first = CrashingProducer(broker)
+    stage = _start(broker, first)
+    _run_batch(stage, _messages(BATCH_1, 0))  # committed
+    first.crash_at = first.flushes + crash_at
+    with pytest.raises(Crash):
+        _run_batch(stage, _messages(BATCH_2, len(BATCH_1)))
+    # the restarted child: state from the durable topics, then the uncommitted batch again
+    second = _start(broker, CrashingProducer(broker))
+    _run_batch(second, _messages(BATCH_2, len(BATCH_1)))
+    assert expected - _delivered(broker) == set()
+
+
+def test_state_records_are_produced_only_after_the_outputs_they_imply_are_durable() -> None:
+    broker = Broker()
+    producer = CrashingProducer(broker)
+    stage = _start(broker, producer)
+    _run_batch(stage, _messages(BATCH_1, 0))
+    stage.process(_messages(BATCH_2, len(BATCH_1)))  # type: ignore[arg-type]
+    assert producer.pending, "the batch produced its outputs"
+    assert all(r.topic not in STATE_TOPICS for r in producer.pending)
