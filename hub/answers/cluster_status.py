@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import KafkaException, TopicPartition
 
 from hub.answers.reading import QUIET, AnswerError, existing_topics
+from hub.pipeline.lag import committed_offsets
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -91,12 +88,14 @@ def _status_details(
         present = [t for t in group_topics if t in existing]
         committed: dict[tuple[str, int], int] = {}
         if present:
-            request = ConsumerGroupTopicPartitions(
-                group, [TopicPartition(t, p) for t in present for p in range(existing[t])]
+            # not AdminClient.list_consumer_group_offsets: it crashed (SIGSEGV) on a starting
+            # broker; see hub.pipeline.lag.group_lag
+            committed = committed_offsets(
+                settings,
+                group,
+                [TopicPartition(t, p) for t in present for p in range(existing[t])],
+                timeout_s,
             )
-            result = admin.list_consumer_group_offsets([request], request_timeout=timeout_s)
-            for tp in result[group].result(timeout=timeout_s).topic_partitions:
-                committed[(tp.topic, tp.partition)] = tp.offset
         for topic in group_topics:
             if topic not in existing:
                 lag_rows.append(

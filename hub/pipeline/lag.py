@@ -9,6 +9,27 @@ from hub.pipeline.clients import consumer_config
 from hub.settings import Settings
 
 
+def committed_offsets(
+    settings: Settings, group: str, partitions: list[TopicPartition], timeout_s: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """(topic, partition) → the offset ``group`` committed (-1 or absent: never committed).
+
+    Read with a consumer of that group id that never subscribes (see :func:`group_lag`).
+    """
+    from confluent_kafka import Consumer
+
+    if not partitions:
+        return {}
+    reader = Consumer(consumer_config(settings, group))
+    try:
+        return {
+            (tp.topic, tp.partition): tp.offset
+            for tp in reader.committed(partitions, timeout=timeout_s)
+        }
+    finally:
+        reader.close()
+
+
 def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """(topic, partition) → messages not yet committed by ``group`` (uncommitted = all).
 
