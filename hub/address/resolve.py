@@ -165,6 +165,14 @@ class Ingestor:
         """The remembered latest state of each building-level case of a pand."""
         return list(self._buildings.get(pand_id, {}).values())
 
+    def building_releases(self, key: str, pand_id: str) -> list[NormalisedEvent]:
+        """Every remembered case of building ``pand_id``, re-targeted to its address ``key``.
+
+        What learning "key is in pand" releases; the ingest stage sends these again after a
+        restart for links whose releases it cannot prove were delivered.
+        """
+        return [self._target(t, key) for t in self._buildings.get(pand_id, {}).values()]
+
     def iter_building_cases(self) -> Iterator[NormalisedEvent]:
         """Every remembered building case (to persist; restore with :meth:`remember`)."""
         for cases in self._buildings.values():

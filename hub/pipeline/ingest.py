@@ -18,6 +18,12 @@ P") durable while the release it caused (P's case for that address) was lost, th
 would find the fact known and release nothing. With this order a replay either finds the state
 missing and derives it (and its releases) again, or finds it durable because the outputs are.
 
+Releases caused by another worker's register fact ("key is in building P", read while following
+the register) have no inbound offset to hold back. So the stage keeps a checkpoint in its data
+dir: the register offset up to which such releases are on the broker. A restarted stage sends
+the building cases again for every pand fact after that offset (exact repeats at worst, which
+the engine drops); without the file (a new or wiped worker) it sends them for every pand fact.
+
 Global state: every worker reads the whole ``address-register`` and ``building-cases`` topics
 (one partition each, compacted) on start and keeps following them, so a mapping learned by one
 worker reaches the events of all; ``parked`` is re-read on start and retried.
@@ -26,11 +32,13 @@ worker reaches the events of all; ``parked`` is re-read on start and retried.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -46,7 +54,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 
 from hub import metrics
 from hub.address.normalise import AddressError
-from hub.address.register import fact_key
+from hub.address.register import FACT_PAND, fact_key
 from hub.address.resolve import Ingestor, IngestResult
 from hub.contracts.deadletter import (
     Headers,
@@ -127,9 +135,63 @@ def oversized_rejection(size: int, limit: int) -> Rejection:
     )
 
 
+class ReleaseCheckpoint:
+    """The address-register offset up to which this worker's releases are on the broker.
+
+    A small JSON file in the worker's data dir, rewritten (atomically) at most every
+    ``every_s`` seconds: a checkpoint that lags only means more repeats after a restart.
+    """
+
+    def __init__(
+        self, path: Path | None, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.path = path
+        self.every_s = every_s
+        self.clock = clock
+        self._written = -1
+        self._last = float("-inf")
+
+    def load(self, topic: str) -> int:
+        """The checkpointed offset for ``topic``; -1 when unknown (file missing, other topic)."""
+        if self.path is None:
+            return -1
+        try:
+            data = orjson.loads(self.path.read_bytes())
+            offset = int(data["offset"]) if data.get("topic") == topic else -1
+        except (OSError, ValueError, TypeError, KeyError):
+            return -1
+        self._written = offset
+        return offset
+
+    def advance(self, topic: str, offset: int) -> None:
+        if self.path is None or offset <= self._written:
+            return
+        if self.clock() - self._last < self.every_s:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps({"topic": topic, "offset": offset}))
+        os.replace(tmp, self.path)
+        self._written, self._last = offset, self.clock()
+
+
+CHECKPOINT_FILE = "ingest-release-checkpoint.json"
+
+
 def parked_key(source: str, event_id: str) -> bytes:
     """An event's identity is (source, event_id): two agencies may use the same id."""
     return f"{source}|{event_id}".encode()
+
+
+def _pand_link(value: bytes | None) -> tuple[str, str] | None:
+    """(address key, pand id) of a register record that links an address to a building."""
+    try:
+        fact = orjson.loads(value) if value else None
+    except ValueError:
+        return None
+    if isinstance(fact, dict) and fact.get("fact") == FACT_PAND:
+        return str(fact["address_key"]), str(fact["pand_id"])
+    return None
 
 
 class IngestStage:
@@ -142,6 +204,7 @@ class IngestStage:
         clock: Callable[[], float] = time.time,
         metrics_sink: Any = metrics,
         batch_max_bytes: int = MAX_BATCH_BYTES,
+        checkpoint: ReleaseCheckpoint | None = None,
     ) -> None:
         self.settings = settings
         self.topics = Topics.from_settings(settings)
@@ -155,6 +218,13 @@ class IngestStage:
         self._errors: list[str] = []
         # state records of the current batch, produced only after its outputs are durable
         self._state: list[tuple[str, bytes, bytes | None]] = []
+        self._unflushed = False  # outputs produced since the last persist
+        self._checkpoint = (
+            checkpoint
+            if checkpoint is not None
+            else ReleaseCheckpoint(settings.data_dir / CHECKPOINT_FILE)
+        )
+        self._seen_register = -1  # highest address-register offset applied
         self.batch_max_bytes = batch_max_bytes
         # occurred_at plausibility from these settings and this clock (process-wide: validation
         # runs inside pydantic, see hub.contracts.events.set_occurred_at_bounds)
@@ -184,10 +254,13 @@ class IngestStage:
                     messages = self._next_batch(consumer)
                     if messages:
                         self.process(messages)
-                    if messages or self._state:
+                    if messages or self._state or self._unflushed:
                         self.persist()
                     if messages:
                         consumer.commit(asynchronous=False)
+                # asked to stop: releases read from the register since the last batch go out
+                # (no commit: an uncommitted batch is read again by the next owner)
+                self.persist()
             finally:
                 consumer.close()
         finally:
@@ -235,6 +308,8 @@ class IngestStage:
         state.assign(parts)
         done = {t for t, high in ends.items() if high == 0}
         parked_raw: dict[bytes, bytes] = {}
+        checkpoint = self._checkpoint.load(self.topics.address_register)
+        late_links: list[tuple[str, str]] = []  # (key, pand) facts after the checkpoint
         while len(done) < len(ends):
             for msg in state.consume(num_messages=10_000, timeout=0.5):
                 if msg.error():
@@ -248,11 +323,17 @@ class IngestStage:
                         parked_raw[key] = value
                 else:
                     self._apply_state_message(msg, emit=False)
+                    if topic == self.topics.address_register and (msg.offset() or 0) > checkpoint:
+                        link = _pand_link(msg.value())
+                        if link is not None:
+                            late_links.append(link)
                 if (msg.offset() or 0) + 1 >= ends[topic]:
                     done.add(topic)
         # The parked topic is only read at start: from here on follow the two global topics.
         state.incremental_unassign([TopicPartition(self.topics.parked, 0)])
         released: list[NormalisedEvent] = []
+        for link_key, pand in late_links:  # releases not proven delivered before the restart
+            released.extend(self.ingestor.building_releases(link_key, pand))
         for raw in parked_raw.values():
             decoded = decode_inbound(raw)
             if isinstance(decoded, Rejection):
@@ -262,9 +343,8 @@ class IngestStage:
             released.extend(result.released)
         replay = self.ingestor.replay_parked()
         released.extend(replay.released)
-        if released or self._state:
-            self._emit_normalised(released)
-            self.persist()
+        self._emit_normalised(released)
+        self.persist()
         self.metrics.set_parked(self.ingestor.parked_count)
         log.info(
             "ingest state restored: %d addresses known, %d events parked",
@@ -282,9 +362,12 @@ class IngestStage:
             self.stats.released += len(released)
             self.metrics.record_released(len(released))
             self._emit_normalised(released)
+            self._unpark(released)  # parked events another worker's fact resolved
 
     def _apply_state_message(self, msg: Message, emit: bool) -> list[NormalisedEvent]:
         value = msg.value()
+        if msg.topic() == self.topics.address_register:
+            self._seen_register = max(self._seen_register, msg.offset() or 0)
         if value is None:
             return []
         try:
@@ -371,6 +454,7 @@ class IngestStage:
     ) -> None:
         if not events:
             return
+        self._unflushed = True
         self.stats.normalised += len(events)
         refused: set[tuple[str, str]] = set()
 
@@ -468,12 +552,15 @@ class IngestStage:
         See the module docstring (outputs before state). The state records keep their order, so
         a parked event and its tombstone in the same batch land in that order (same key).
         """
+        seen = self._seen_register  # every release up to here was produced before this flush
         self._flush()
+        self._unflushed = False
         if self._state:
             records, self._state = self._state, []
             for topic, key, value in records:
                 self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
             self._flush()
+        self._checkpoint.advance(self.topics.address_register, seen)
 
     def _flush(self) -> None:
         """Wait until every record is acknowledged or failed, however long the broker is away.

@@ -17,7 +17,7 @@ crash-free run produces.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from confluent_kafka import TopicPartition
 
 from hub.contracts.events import set_occurred_at_bounds
 from hub.pipeline.batches import decode_batch
-from hub.pipeline.ingest import IngestStage
+from hub.pipeline.ingest import IngestStage, ReleaseCheckpoint
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -123,27 +123,29 @@ class CrashingProducer:
 
 
 class StateReader:
-    """The assign-only consumer ``IngestStage._restore`` uses, over the fake broker."""
+    """The assign-only consumer the stage restores and follows its global state with."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self.assigned: list[str] = []
-        self.served = False
+        self.positions: dict[str, int] = {}
 
     def get_watermark_offsets(self, tp: TopicPartition, **kw: Any) -> tuple[int, int]:
         return 0, len(self.broker.logs.get(tp.topic, []))
 
     def assign(self, parts: list[TopicPartition]) -> None:
-        self.assigned = [tp.topic for tp in parts]
+        self.positions = {tp.topic: 0 for tp in parts}
 
     def consume(self, num_messages: int = 1, timeout: float = 0) -> list[Msg]:
-        if self.served:
-            return []
-        self.served = True
-        return [Msg(r) for t in self.assigned for r in self.broker.logs.get(t, [])]
+        out = []
+        for topic, position in self.positions.items():
+            log = self.broker.logs.get(topic, [])
+            out.extend(Msg(r) for r in log[position:])
+            self.positions[topic] = len(log)
+        return out
 
     def incremental_unassign(self, parts: list[TopicPartition]) -> None:
-        pass
+        for tp in parts:
+            self.positions.pop(tp.topic, None)
 
 
 @pytest.fixture(autouse=True)
@@ -201,14 +203,34 @@ def _messages(raws: list[bytes], first_offset: int) -> list[Msg]:
     ]
 
 
-def _stage(producer: CrashingProducer) -> IngestStage:
-    return IngestStage(SETTINGS, producer, clock=lambda: 1_750_000_000.0)  # type: ignore[arg-type]
+class SilentMetrics:
+    """Keeps these tests off the process-wide registry (other tests read its source clocks)."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
 
 
-def _start(broker: Broker, producer: CrashingProducer) -> IngestStage:
-    stage = _stage(producer)
-    stage._restore(StateReader(broker))  # type: ignore[arg-type]
-    return stage
+@dataclass
+class Worker:
+    """One ingest stage on the fake broker, with its own data dir (the release checkpoint)."""
+
+    stage: IngestStage
+    producer: CrashingProducer
+    reader: StateReader
+
+
+def _start(broker: Broker, data_dir: Path) -> Worker:
+    producer = CrashingProducer(broker)
+    stage = IngestStage(
+        SETTINGS,
+        producer,  # type: ignore[arg-type]
+        clock=lambda: 1_750_000_000.0,
+        metrics_sink=SilentMetrics(),
+        checkpoint=ReleaseCheckpoint(data_dir / "checkpoint.json", every_s=0),
+    )
+    reader = StateReader(broker)
+    stage._restore(reader)  # type: ignore[arg-type]
+    return Worker(stage, producer, reader)
 
 
 def _delivered(broker: Broker) -> set[tuple[str, str, str]]:
@@ -225,42 +247,112 @@ def _run_batch(stage: IngestStage, messages: list[Msg]) -> None:
     stage.persist()
 
 
-def _crash_free() -> set[tuple[str, str, str]]:
+def _delivered_list(broker: Broker) -> list[tuple[str, str, str]]:
+    return [
+        (e.address_key, e.source, e.event_id)
+        for record in broker.logs.get(TOPICS.normalised, [])
+        for e in decode_batch(record.value or b"")
+    ]
+
+
+def _crash_free(data_dir: Path) -> set[tuple[str, str, str]]:
     broker = Broker()
-    stage = _start(broker, CrashingProducer(broker))
+    stage = _start(broker, data_dir).stage
     _run_batch(stage, _messages(BATCH_1, 0))
     _run_batch(stage, _messages(BATCH_2, len(BATCH_1)))
     return _delivered(broker)
 
 
-def test_crash_free_run_releases_both_parked_events_to_the_new_address() -> None:
-    delivered = _crash_free()
+def test_crash_free_run_releases_both_parked_events_to_the_new_address(tmp_path: Path) -> None:
+    delivered = _crash_free(tmp_path)
     keys = {key for key, _, _ in delivered}
     assert keys == {"9711AB-12"}
     assert {eid for _, _, eid in delivered} == {"img-1", "ncg-1", "gem-1"}
 
 
 @pytest.mark.parametrize("crash_at", [1, 2])  # the batch flushes twice: outputs, state
-def test_crash_at_any_flush_of_a_batch_loses_no_released_event(crash_at: int) -> None:
-    expected = _crash_free()
+def test_crash_at_any_flush_of_a_batch_loses_no_released_event(
+    crash_at: int, tmp_path: Path
+) -> None:
+    expected = _crash_free(tmp_path / "reference")
     broker = Broker()
-    first = CrashingProducer(broker)
-    stage = _start(broker, first)
+    worker = _start(broker, tmp_path)
+    stage, first = worker.stage, worker.producer
     _run_batch(stage, _messages(BATCH_1, 0))  # committed
     first.crash_at = first.flushes + crash_at
     with pytest.raises(Crash):
         _run_batch(stage, _messages(BATCH_2, len(BATCH_1)))
     # the restarted child: state from the durable topics, then the uncommitted batch again
-    second = _start(broker, CrashingProducer(broker))
+    second = _start(broker, tmp_path).stage
     _run_batch(second, _messages(BATCH_2, len(BATCH_1)))
     assert expected - _delivered(broker) == set()
 
 
-def test_state_records_are_produced_only_after_the_outputs_they_imply_are_durable() -> None:
+def test_state_records_are_produced_only_after_the_outputs_they_imply_are_durable(
+    tmp_path: Path,
+) -> None:
     broker = Broker()
-    producer = CrashingProducer(broker)
-    stage = _start(broker, producer)
+    worker = _start(broker, tmp_path)
+    stage, producer = worker.stage, worker.producer
     _run_batch(stage, _messages(BATCH_1, 0))
     stage.process(_messages(BATCH_2, len(BATCH_1)))  # type: ignore[arg-type]
     assert producer.pending, "the batch produced its outputs"
     assert all(r.topic not in STATE_TOPICS for r in producer.pending)
+
+
+def _foreign_link(broker: Broker) -> None:
+    """Another worker learned "9711AB-12 is in pand P" and published the fact."""
+    fact = {"fact": "pand", "pand_id": PAND, "address_key": "9711AB-12"}
+    broker.append(Record(TOPICS.address_register, b"pand|x", json.dumps(fact).encode()))
+
+
+# The building already has an address (9711AB-14) when the building case arrives, so the case is
+# remembered and delivered there, not parked: only the release path can bring it to 9711AB-12.
+NEIGHBOUR_THEN_BUILDING_CASE = [
+    _event(
+        "hc-1",
+        "HOUSING_CORPORATION",
+        "HC-1",
+        "MAINTENANCE",
+        postcode="9711AB",
+        huisnummer=14,
+        pand_id=PAND,
+    ),
+    BATCH_1[0],
+]
+
+
+def _released_to_new_address(broker: Broker) -> int:
+    return _delivered_list(broker).count(("9711AB-12", "IMG", "img-1"))
+
+
+@pytest.mark.parametrize("crash", [True, False], ids=["crash-before-flush", "clean"])
+def test_release_caused_by_another_workers_fact_survives_a_crash(
+    crash: bool, tmp_path: Path
+) -> None:
+    broker = Broker()
+    b = _start(broker, tmp_path)
+    _run_batch(b.stage, _messages(NEIGHBOUR_THEN_BUILDING_CASE, 0))
+    assert not broker.logs.get(TOPICS.parked), "remembered for the building, not parked"
+    _foreign_link(broker)
+    b.stage._follow_state(b.reader)  # type: ignore[arg-type]
+    assert b.producer.pending, "the fact released the building case to the new address"
+    if crash:
+        b.producer.pending.clear()  # kill -9 before the flush
+    else:
+        b.stage.persist()
+    _start(broker, tmp_path).stage.persist()  # the restarted stage
+    # after a crash the restarted stage sends it again; after a clean flush the checkpoint
+    # says it was delivered and nothing is repeated
+    assert _released_to_new_address(broker) == 1
+
+
+def test_without_a_checkpoint_a_restart_sends_every_building_case_again(tmp_path: Path) -> None:
+    broker = Broker()
+    b = _start(broker, tmp_path / "old")
+    _run_batch(b.stage, _messages(NEIGHBOUR_THEN_BUILDING_CASE, 0))
+    _foreign_link(broker)
+    b.stage._follow_state(b.reader)  # type: ignore[arg-type]
+    b.stage.persist()
+    _start(broker, tmp_path / "wiped").stage.persist()  # a new worker: no checkpoint file
+    assert _released_to_new_address(broker) == 2  # an exact repeat, which the engine drops
