@@ -12,6 +12,7 @@ from confluent_kafka import (
 )
 
 from hub.answers.reading import QUIET, AnswerError, existing_topics
+from hub.pipeline.clients import admin_config
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -26,7 +27,7 @@ def consumer_groups(settings: Settings) -> dict[str, list[str]]:
     """The hub's consumer groups and the hub topics they consume."""
     topics = Topics.from_settings(settings)
     return {
-        f"{settings.app_id}-ingest": [topics.case_events],
+        f"{settings.app_id}-ingest": topics.inbound(settings.shared_inbound),
         settings.app_id: [topics.normalised, topics.area_updates],  # the Faust app
     }
 
@@ -70,7 +71,7 @@ def _status_details(
         }
         for name, parts in expected_topics(settings).items()
     ]
-    admin = AdminClient({"bootstrap.servers": settings.broker, **QUIET})
+    admin = AdminClient(admin_config(settings, **QUIET))
     groups = consumer_groups(settings)
     tps = [
         TopicPartition(t, p)

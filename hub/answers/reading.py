@@ -16,7 +16,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from hub.pipeline.clients import consumer_config
+from hub.pipeline.clients import admin_config, consumer_config
 from hub.settings import Settings
 
 QUIET = {"log_level": 0}  # the CLI reports broker errors itself; no librdkafka noise on stderr
@@ -141,7 +141,7 @@ def existing_topics(settings: Settings, timeout_s: float = 10.0) -> dict[str, in
     """Topic name → partition count, or AnswerError when the broker does not answer."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": settings.broker, **QUIET})
+    admin = AdminClient(admin_config(settings, **QUIET))
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
