@@ -114,7 +114,7 @@ def generate_tls(directory: Path, hosts: tuple[str, ...] = TLS_HOSTS) -> TlsFile
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
@@ -202,7 +202,31 @@ class SecureLocalKafka(LocalKafka):
 
     def start(self, wait_s: float = 90.0) -> Any:
         self.prepare()
-        return super().start(wait_s=wait_s)
+        status = super().start(wait_s=wait_s)
+        if status.reachable:
+            self.ensure_scram_users()
+        return status
+
+    def ensure_scram_users(self, timeout: float = 30.0) -> None:
+        """SCRAM credentials for every principal (a principal added to the ACL file after the
+        first start gets one here; existing ones are rewritten with the same password)."""
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialAlteration,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = AdminClient({"bootstrap.servers": self.settings.broker, **self.client_security()})
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(user, info, self._password(user).encode())
+            for user in self.users
+            if user != BROKER_USER  # the broker's own login must never change under it
+        ]
+        for future in admin.alter_user_scram_credentials(upserts).values():
+            future.result(timeout)
 
     def _password(self, user: str) -> str:
         return _jaas_value(self.password_file(user).read_text(encoding="utf-8").strip())
