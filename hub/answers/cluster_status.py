@@ -12,7 +12,6 @@ from confluent_kafka import (
 )
 
 from hub.answers.reading import QUIET, AnswerError, existing_topics
-from hub.pipeline.clients import admin_config
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -61,6 +60,8 @@ def _status_details(
     settings: Settings, existing: Mapping[str, int], out: dict[str, Any], timeout_s: float
 ) -> None:
     from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    from hub.pipeline.clients import admin_config
 
     out["topics"] = [
         {
