@@ -8,6 +8,7 @@ topic prefix with ``hub acl apply`` and works as the principals the file describ
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -329,3 +330,28 @@ def test_the_privacy_option_keeps_contact_details_out_of_published_records(
         for m in world.read(t)
     )
     assert b"Bewonersbegeleider" not in raw and b"123 4567" not in raw
+
+
+def test_hub_status_with_a_wrong_password_says_authentication_failed_without_the_secret(
+    secure_kafka: SecureLocalKafka, tmp_path: Path
+) -> None:
+    wrong = "not-the-" + secure_kafka.password_file("hub-worker").read_text().strip()
+    env = {
+        **os.environ,
+        **secure_kafka.client_env("hub-worker"),
+        "HUB_SASL_PASSWORD": wrong,
+    }
+    env.pop("HUB_SASL_PASSWORD_FILE")
+    result = subprocess.run(
+        [sys.executable, "-m", "hubctl", "status", "--timeout", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "authentication failed as 'hub-worker'" in output, output
+    assert wrong not in output
+    _assert_no_secret(output, secure_kafka)
