@@ -8,7 +8,7 @@ KAFKA_LIBS := .local/kafka/libs
 STAMP := .local/stamps
 WITH_KAFKA := deploy/local-kafka/with-kafka.sh
 
-.PHONY: install deps kafka-libs promtool kafka-start kafka-stop kafka-status test test-fast test-faults demo bench bench-quick lint format clean
+.PHONY: install deps kafka-libs promtool kafka-start kafka-stop kafka-status test test-fast test-faults demo bench bench-quick bench-secure lint format clean
 
 install: deps kafka-libs promtool
 
@@ -63,6 +63,10 @@ bench: install
 
 bench-quick: install
 	$(WITH_KAFKA) $(PY) -m bench.run --quick
+
+# The hub's throughput on the plaintext broker vs the local SASL_SSL broker in one run (issue 15).
+bench-secure: install
+	$(WITH_KAFKA) $(PY) -m bench.secure
 
 lint: deps
 	$(VENV)/bin/ruff check hub hubctl connectors tools bench tests

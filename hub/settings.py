@@ -6,8 +6,9 @@ import os
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -47,6 +48,21 @@ class Settings(BaseSettings):
         ge=timedelta(0),
         description="how far occurred_at may lie ahead of the hub's clock (seconds or ISO 8601)",
     )
+    # Client security (issue 15, docs/security.md): one set for both client libraries, rendered
+    # by hub.security. The password never appears in repr, logs or `hub status` (SecretStr).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = Field(default=None, description="or sasl_password_file")
+    sasl_password_file: Path | None = Field(default=None, description="file holding the password")
+    ssl_ca_file: Path | None = Field(default=None, description="PEM CA that signed the broker")
+    # Inbound: one topic per agency (case-events.<source>, source bound to the principal that
+    # may write it) and the shared case-events topic for trusted internal producers (HTTP
+    # ingress, simulator); an operator with only agency producers may switch the shared one off.
+    shared_inbound: bool = Field(default=True, description="also consume the shared case-events")
+    # Privacy (issue 15): false = published dossier/alert records carry the contact's role and
+    # agency but no name, phone or e-mail (hub.contracts.privacy), for routing-only readers.
+    publish_contact_details: bool = True
     # test-only fault hook: the correlate step raises on its first N calls (fault suite)
     fault_correlate_errors: int = Field(default=0, ge=0)
 

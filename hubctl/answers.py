@@ -250,6 +250,8 @@ def _render_status(report: dict[str, Any]) -> None:
     console = _console()
     if not report["reachable"]:
         console.print(f"broker {escape(report['broker'])}: [red]NOT reachable[/]")
+        if report.get("error"):
+            console.print(escape(report["error"]))
         return
     console.print(f"broker {escape(report['broker'])}: reachable")
     table = Table(title="topics", title_justify="left", expand=False)

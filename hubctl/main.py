@@ -21,13 +21,31 @@ kafka_app = typer.Typer(help="The local single-node Kafka (KRaft).", no_args_is_
 app.add_typer(kafka_app, name="kafka")
 
 
+SECURE = typer.Option(
+    False, "--secure", help="the SASL_SSL broker (own home and port, HUB_SECURE_BROKER)"
+)
+
+
+def _local_kafka(secure: bool) -> Any:
+    """The plaintext local broker, or the secure one (tools.local_kafka_secure)."""
+    from tools.local_kafka import LocalKafka
+
+    if not secure:
+        return LocalKafka(get_settings())
+    from tools.local_kafka_secure import SecureLocalKafka, secure_settings
+
+    return SecureLocalKafka(secure_settings())
+
+
 @kafka_app.command("start")
-def kafka_start(wait: float = typer.Option(90.0, help="seconds to wait for the broker")) -> None:
+def kafka_start(
+    wait: float = typer.Option(90.0, help="seconds to wait for the broker"), secure: bool = SECURE
+) -> None:
     """Start the local broker (or reuse one that already answers at HUB_BROKER)."""
-    from tools.local_kafka import KafkaError, LocalKafka
+    from tools.local_kafka import KafkaError
 
     try:
-        status = LocalKafka(get_settings()).start(wait_s=wait)
+        status = _local_kafka(secure).start(wait_s=wait)
     except KafkaError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -35,31 +53,25 @@ def kafka_start(wait: float = typer.Option(90.0, help="seconds to wait for the b
 
 
 @kafka_app.command("stop")
-def kafka_stop() -> None:
+def kafka_stop(secure: bool = SECURE) -> None:
     """Stop the local broker this project started (never someone else's)."""
-    from tools.local_kafka import LocalKafka
-
-    stopped = LocalKafka(get_settings()).stop()
+    stopped = _local_kafka(secure).stop()
     typer.echo("stopped local broker" if stopped else "no local broker of ours was running")
 
 
 @kafka_app.command("status")
-def kafka_status() -> None:
+def kafka_status(secure: bool = SECURE) -> None:
     """Report whether the broker answers, its version and address."""
-    from tools.local_kafka import LocalKafka
-
-    status = LocalKafka(get_settings()).status()
+    status = _local_kafka(secure).status()
     typer.echo(status.describe())
     if not status.reachable:
         raise typer.Exit(1)
 
 
 @kafka_app.command("reset")
-def kafka_reset() -> None:
+def kafka_reset(secure: bool = SECURE) -> None:
     """Stop the local broker and wipe its data directory."""
-    from tools.local_kafka import LocalKafka
-
-    LocalKafka(get_settings()).reset()
+    _local_kafka(secure).reset()
     typer.echo("local broker stopped and its data wiped")
 
 
@@ -136,6 +148,39 @@ def demo(
     from tools.demo import run_demo
 
     raise typer.Exit(run_demo(addresses, events, seed, keep, Console(), render_dossier))
+
+
+acl_app = typer.Typer(help="Kafka ACLs from a reviewed TOML file (issue 15).", no_args_is_help=True)
+app.add_typer(acl_app, name="acl")
+
+
+@acl_app.command("apply")
+def acl_apply(
+    file: Path = typer.Option(Path("deploy/kafka/acl.toml"), "--file", help="the ACL TOML"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show the difference only"),
+) -> None:
+    """Make the broker's ACLs of the file's principals equal to the file; print the diff."""
+    from confluent_kafka import KafkaException
+
+    from hub.security import redact
+    from hubctl.acl import AclFileError, apply_file
+
+    settings = Settings()
+    try:
+        change = apply_file(file, settings, dry_run=dry_run)
+    except AclFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KafkaException as exc:
+        typer.echo(f"error: broker refused: {redact(str(exc.args[0]), settings)}", err=True)
+        raise typer.Exit(1) from None
+    for line in change.lines():
+        typer.echo(line)
+    verb = "would change" if dry_run else "changed"
+    typer.echo(
+        f"{verb}: {len(change.add)} added, {len(change.remove)} removed, "
+        f"{change.unchanged} unchanged"
+    )
 
 
 register_app = typer.Typer(help="The address register (BAG).", no_args_is_help=True)

@@ -176,4 +176,4 @@ def _summary(
 
 
 def _delete_topics(settings: Settings) -> None:
-    delete_topics(settings.broker, prefixes=(settings.topic_prefix, settings.app_id))
+    delete_topics(settings, prefixes=(settings.topic_prefix, settings.app_id))

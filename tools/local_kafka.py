@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from hub.settings import PROJECT_ROOT, Settings
 
@@ -90,7 +91,7 @@ class LocalKafka:
         return pid if b"kafka.Kafka" in cmdline else None
 
     def status(self, timeout: float = 5.0) -> BrokerStatus:
-        metadata = probe(self.settings.broker, timeout)
+        metadata = probe(self.settings.broker, timeout, self.client_security())
         pid = self.managed_pid()
         version = self._logged_version() if pid else None
         if metadata is None:
@@ -178,6 +179,14 @@ class LocalKafka:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     # -- helpers -----------------------------------------------------------------------
+    def client_security(self) -> dict[str, Any]:
+        """librdkafka security settings for probing this broker (none: PLAINTEXT)."""
+        return {}
+
+    def _format_extra_args(self) -> list[str]:
+        """More ``kafka-storage format`` arguments (the secure broker adds SCRAM users)."""
+        return []
+
     def _classpath(self) -> str:
         return f"{self.libs}/*"
 
@@ -221,6 +230,7 @@ class LocalKafka:
             cluster_id,
             "-c",
             str(self.properties),
+            *self._format_extra_args(),
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -239,11 +249,23 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def probe(broker: str, timeout: float = 5.0) -> tuple[str | None, int, int] | None:
-    """One metadata request: (cluster id, broker count, topic count), or None if unreachable."""
+def probe(
+    broker: str, timeout: float = 5.0, security: dict[str, Any] | None = None
+) -> tuple[str | None, int, int] | None:
+    """One metadata request: (cluster id, broker count, topic count), or None if unreachable.
+
+    ``security``: librdkafka security settings (hub.security) for a secure listener.
+    """
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": broker, "log_level": 0, "socket.timeout.ms": 2000})
+    admin = AdminClient(
+        {
+            "bootstrap.servers": broker,
+            "log_level": 0,
+            "socket.timeout.ms": 2000,
+            **(security or {}),
+        }
+    )
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # KafkaException on timeout/transport: unreachable is an answer here

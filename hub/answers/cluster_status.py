@@ -23,7 +23,7 @@ def consumer_groups(settings: Settings) -> dict[str, list[str]]:
     """The hub's consumer groups and the hub topics they consume."""
     topics = Topics.from_settings(settings)
     return {
-        f"{settings.app_id}-ingest": [topics.case_events],
+        f"{settings.app_id}-ingest": topics.inbound(settings.shared_inbound),
         settings.app_id: [topics.normalised, topics.area_updates],  # the Faust app
     }
 
@@ -58,6 +58,8 @@ def _status_details(
 ) -> None:
     from confluent_kafka.admin import AdminClient, OffsetSpec
 
+    from hub.pipeline.clients import admin_config
+
     out["topics"] = [
         {
             "name": name,
@@ -67,7 +69,7 @@ def _status_details(
         }
         for name, parts in expected_topics(settings).items()
     ]
-    admin = AdminClient({"bootstrap.servers": settings.broker, **QUIET})
+    admin = AdminClient(admin_config(settings, **QUIET))
     groups = consumer_groups(settings)
     tps = [
         TopicPartition(t, p)

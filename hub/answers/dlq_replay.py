@@ -17,7 +17,7 @@ from confluent_kafka import (
 from hub.answers.dead_letters import DeadLetterEntry, read_dead_letters
 from hub.answers.reading import QUIET, AnswerError, existing_topics, read_to_end
 from hub.contracts.deadletter import DeadLetter
-from hub.pipeline.clients import producer_config
+from hub.pipeline.clients import admin_config, producer_config
 from hub.pipeline.topics import COMPACTED, Topics
 from hub.settings import Settings
 
@@ -50,7 +50,7 @@ def _ensure_replayed_topic(settings: Settings) -> None:
     name = replayed_topic(settings)
     if name in existing_topics(settings):
         return
-    admin = AdminClient({"bootstrap.servers": settings.broker, **QUIET})
+    admin = AdminClient(admin_config(settings, **QUIET))
     new = NewTopic(
         name, num_partitions=1, replication_factor=settings.replication_factor, config=COMPACTED
     )
@@ -85,7 +85,7 @@ def replay_target(letter: DeadLetter, topics: Topics) -> str | None:
     inbound ``case-events``. Only the hub's own inbound topics are targets: a replay never
     writes into a foreign topic, and an internal batch (stage ``correlate``) is not input.
     """
-    inbound = {topics.case_events, topics.notifications}
+    inbound = {*topics.inbound(), topics.notifications}
     if letter.topic is None:
         return topics.case_events if letter.stage != "correlate" else None
     return letter.topic if letter.topic in inbound else None

@@ -16,7 +16,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from hub.pipeline.clients import consumer_config
+from hub.pipeline.clients import admin_config, consumer_config
 from hub.settings import Settings
 
 QUIET = {"log_level": 0}  # the CLI reports broker errors itself; no librdkafka noise on stderr
@@ -141,10 +141,22 @@ def existing_topics(settings: Settings, timeout_s: float = 10.0) -> dict[str, in
     """Topic name → partition count, or AnswerError when the broker does not answer."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": settings.broker, **QUIET})
+    refused: list[KafkaError] = []  # SASL failures arrive as error events, not as the exception
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            refused.append(err)
+
+    admin = AdminClient(admin_config(settings, error_cb=on_error, **QUIET))
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
+        admin.poll(0)  # serve the error events
+        if refused:  # the user name is not secret; the password never reaches this message
+            raise AnswerError(
+                f"broker {settings.broker}: authentication failed as "
+                f"{settings.sasl_username!r} ({settings.sasl_mechanism})"
+            ) from None
         raise AnswerError(f"broker {settings.broker} not reachable: {exc.args[0]}") from exc
     return {
         name: len(meta.partitions) for name, meta in metadata.topics.items() if meta.error is None

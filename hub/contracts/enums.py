@@ -79,6 +79,7 @@ class RejectReason(StrEnum):
     MISSING_FIELD = "MISSING_FIELD"
     INVALID_FIELD = "INVALID_FIELD"  # incl. implausible occurred_at and over-long fields
     UNKNOWN_SOURCE = "UNKNOWN_SOURCE"  # source not in our enum (or the Avro reader default)
+    SOURCE_MISMATCH = "SOURCE_MISMATCH"  # source is not the agency whose inbound topic it came on
     # stage resolve (hub.address)
     INVALID_ADDRESS = "INVALID_ADDRESS"
     # stage correlate

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.security import confluent_security
 from hub.settings import Settings
 
 
@@ -24,6 +25,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "queue.buffering.max.messages": 1_000_000,
         "queue.buffering.max.kbytes": 1_048_576,
         "message.max.bytes": 8_388_608,
+        **confluent_security(settings),
     }
     config.update(overrides)
     return config
@@ -39,11 +41,17 @@ def consumer_config(settings: Settings, group_id: str | None, **overrides: Any) 
         "max.partition.fetch.bytes": 8_388_608,
         "queued.max.messages.kbytes": 262_144,
         "partition.assignment.strategy": "cooperative-sticky",
+        **confluent_security(settings),
     }
     if group_id is not None:
         config["group.id"] = group_id
     config.update(overrides)
     return config
+
+
+def admin_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """An AdminClient's config: the broker and the client security settings."""
+    return {"bootstrap.servers": settings.broker, **confluent_security(settings), **overrides}
 
 
 _MASK = 0x7FFFFFFF

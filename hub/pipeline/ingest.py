@@ -178,6 +178,18 @@ class ReleaseCheckpoint:
 CHECKPOINT_FILE = "ingest-release-checkpoint.json"
 
 
+def source_mismatch(claimed: str, bound: str) -> Rejection:
+    """An event on one agency's inbound topic that claims another source (a spoof or a
+    misconfigured producer): the topic's ACL, not the payload, says who wrote it."""
+    return Rejection(
+        reason_code=RejectReason.SOURCE_MISMATCH,
+        field="source",
+        message=f"source: {claimed!r} on the inbound topic of {bound!r}",
+        stage=Stage.VALIDATE,
+        exception_class="hub.pipeline.ingest.SourceMismatch",
+    )
+
+
 def parked_key(source: str, event_id: str) -> bytes:
     """An event's identity is (source, event_id): two agencies may use the same id."""
     return f"{source}|{event_id}".encode()
@@ -242,7 +254,7 @@ class IngestStage:
         try:
             self._restore(state)
             consumer = Consumer(consumer_config(self.settings, f"{self.settings.app_id}-ingest"))
-            consumer.subscribe([self.topics.case_events])
+            consumer.subscribe(self.topics.inbound(self.settings.shared_inbound))
             self.ready.set()
             last_lag = 0.0
             try:
@@ -407,6 +419,12 @@ class IngestStage:
             if isinstance(decoded, Rejection):
                 rejected[decoded.reason_code] += 1
                 self._dead_letter(msg, decoded)
+                continue
+            bound = self.topics.source_of(msg.topic() or "")
+            if bound is not None and decoded.source.value != bound:
+                rejection = source_mismatch(decoded.source.value, bound)
+                rejected[rejection.reason_code] += 1
+                self._dead_letter(msg, rejection)
                 continue
             received[(decoded.source.value, decoded.case_type.value)] += 1
             result = self.ingestor.ingest(decoded, now_ms)

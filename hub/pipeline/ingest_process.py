@@ -25,6 +25,7 @@ import threading
 from typing import Any
 
 from hub import metrics
+from hub.security import settings_json_with_secret
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ class IngestProcess:
     """Parent-side handle: start, readiness, liveness, stop; applies forwarded metrics."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings_json = settings.model_dump_json()
+        # with the SASL password: the dump masks it (SecretStr); it goes over the spawn pipe only
+        self._settings_json = settings_json_with_secret(settings)
         self._ctx = mp.get_context("spawn")
         self._channel = self._ctx.Queue(maxsize=10_000)
         self._pump = threading.Thread(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from hub.pipeline.clients import consumer_config
+from hub.pipeline.clients import admin_config, consumer_config
 from hub.settings import Settings
 
 
@@ -68,7 +68,9 @@ def pipeline_lag(settings: Settings) -> int:
     from hub.pipeline.topics import Topics
 
     topics = Topics.from_settings(settings)
-    ingest = group_lag(settings, f"{settings.app_id}-ingest", [topics.case_events])
+    ingest = group_lag(
+        settings, f"{settings.app_id}-ingest", topics.inbound(settings.shared_inbound)
+    )
     agents = group_lag(settings, settings.app_id, [topics.normalised, topics.area_updates])
     return sum(ingest.values()) + sum(agents.values())
 
@@ -121,7 +123,7 @@ class GroupWatch:
 
 def group_assignment(settings: Settings, group: str) -> set[tuple[str, int]]:
     """(topic, partition) pairs assigned to some member of ``group`` right now."""
-    admin = AdminClient({"bootstrap.servers": settings.broker})
+    admin = AdminClient(admin_config(settings))
     description = admin.describe_consumer_groups([group])[group].result(timeout=10)
     owned: set[tuple[str, int]] = set()
     for member in description.members:

@@ -24,6 +24,7 @@ from confluent_kafka import Producer
 
 from hub import metrics
 from hub.contracts.codec import AvroCodec, get_codec
+from hub.contracts.privacy import redacting
 from hub.engine.config import RulesConfig, load_config
 from hub.engine.lifecycle import Transition
 from hub.health import Readiness
@@ -68,8 +69,11 @@ class HubRuntime:
             dead_letter=self.topics.dead_letter,
         )
         self.codec: AvroCodec = get_codec()
-        self.correlator = CorrelateProcessor(self.config, outputs, self.codec.encode)
-        self.area_processor = AreaProcessor(self.config, outputs, self.codec.encode)
+        encode: Any = self.codec.encode
+        if not settings.publish_contact_details:  # privacy option (hub.contracts.privacy)
+            encode = redacting(self.codec.encode)
+        self.correlator = CorrelateProcessor(self.config, outputs, encode)
+        self.area_processor = AreaProcessor(self.config, outputs, encode)
         self.stats = CorrelateStats()
         self.readiness = Readiness(tables=(DOSSIER_TABLE, AREA_TABLE), stall_after_s=120)
         topology = build_topology(

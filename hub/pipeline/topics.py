@@ -2,7 +2,8 @@
 
 | topic | key | value | notes |
 |---|---|---|---|
-| ``case-events`` | any | CaseEvent (Avro) | inbound from agencies and connectors |
+| ``case-events`` | any | CaseEvent (Avro) | inbound from trusted internal producers (ingress) |
+| ``case-events.<source>`` | any | CaseEvent (Avro) | inbound of one agency (issue 15) |
 | ``normalised`` | ``batch`` | JSON batch of NormalisedEvents of one partition | internal |
 | ``dossiers`` | address key | AddressDossier (Avro) | compacted |
 | ``contact-routing`` | address key | Alert (Avro), category ALERT | |
@@ -28,7 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hub.contracts.enums import Source
+from hub.pipeline.clients import admin_config
 from hub.settings import Settings
+
+#: Sources that publish on their own inbound topic: every real source (UNKNOWN is a reader
+#: default). A new source added to the enum gets its topic on the next worker start.
+AGENCY_SOURCES: tuple[Source, ...] = tuple(s for s in Source if s is not Source.UNKNOWN)
 
 DOSSIER_TABLE = "dossiers"
 AREA_TABLE = "areas"
@@ -67,6 +74,8 @@ class Topics:
     address_register: str
     building_cases: str
     notifications: str
+    #: (source value, topic) of each agency's own inbound topic, ``<prefix>case-events.<source>``
+    agency_inbound: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -83,16 +92,29 @@ class Topics:
             address_register=f"{p}address-register",
             building_cases=f"{p}building-cases",
             notifications=f"{p}notifications",
+            agency_inbound=tuple(
+                (source.value, agency_topic(p, source.value)) for source in AGENCY_SOURCES
+            ),
         )
+
+    def inbound(self, shared: bool = True) -> list[str]:
+        """The topics the ingest stage reads: every agency's, plus the shared one if enabled."""
+        return ([self.case_events] if shared else []) + [t for _, t in self.agency_inbound]
+
+    def source_of(self, topic: str) -> str | None:
+        """The source bound to an agency inbound topic; None for the shared topic (trusted)."""
+        for source, name in self.agency_inbound:
+            if name == topic:
+                return source
+        return None
 
     def specs(self, partitions: int) -> dict[str, tuple[int, dict[str, str]]]:
         """Topic name → (partitions, config). Global state topics get one partition."""
         plain: dict[str, str] = {}
+        inbound = {"max.message.bytes": str(INBOUND_MAX_MESSAGE_BYTES)}
         return {
-            self.case_events: (
-                partitions,
-                {"max.message.bytes": str(INBOUND_MAX_MESSAGE_BYTES)},
-            ),
+            self.case_events: (partitions, inbound),
+            **{topic: (partitions, inbound) for _, topic in self.agency_inbound},
             self.normalised: (
                 partitions,
                 {"max.message.bytes": str(NORMALISED_MAX_MESSAGE_BYTES)},
@@ -128,7 +150,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topics = Topics.from_settings(settings)
-    admin = AdminClient({"bootstrap.servers": settings.broker})
+    admin = AdminClient(admin_config(settings))
     existing = set(admin.list_topics(timeout=timeout).topics)
     specs = {**topics.specs(settings.partitions), **faust_specs(settings)}
     wanted = [
@@ -173,7 +195,7 @@ def wait_for_topics(settings: Settings, retry_s: float = 2.0, max_wait_s: float 
             log.info("created %d topic(s)", len(created))
         topics = Topics.from_settings(settings)
         wanted = {**topics.specs(settings.partitions), **faust_specs(settings)}
-        admin = AdminClient({"bootstrap.servers": settings.broker})
+        admin = AdminClient(admin_config(settings))
         meta = admin.list_topics(timeout=10.0).topics
         leaderless = [
             name
@@ -199,12 +221,17 @@ def wait_for_topics(settings: Settings, retry_s: float = 2.0, max_wait_s: float 
             attempt()
 
 
+def agency_topic(prefix: str, source: str) -> str:
+    """``<prefix>case-events.<source in lower case>``, e.g. ``hub.case-events.ncg``."""
+    return f"{prefix}case-events.{source.lower()}"
+
+
 class TopicsNotReady(RuntimeError):
     """Some topic exists but has partitions without a leader yet."""
 
 
 def delete_topics(
-    broker: str,
+    broker: str | Settings,
     names: list[str] | None = None,
     prefixes: tuple[str, ...] = (),
     timeout: float = 30.0,
@@ -212,12 +239,14 @@ def delete_topics(
     """Delete ``names`` and every topic starting with one of ``prefixes`` (best effort).
 
     For throw-away topic sets: demo runs, tests, benchmarks. Returns the names asked for.
+    ``broker`` is an address (plaintext) or the settings (their client security is used).
     """
     import contextlib
 
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": broker})
+    settings = broker if isinstance(broker, Settings) else Settings(broker=broker)
+    admin = AdminClient(admin_config(settings))
     wanted = set(names or [])
     if prefixes:
         wanted.update(

@@ -16,6 +16,7 @@ import faust
 from hub.agents import area as area_agent
 from hub.agents import correlate as correlate_agent
 from hub.pipeline.topics import AREA_TABLE, CHANGELOG_CONFIG, DOSSIER_TABLE, Topics
+from hub.security import sasl_password, ssl_context, uses_sasl, uses_tls
 from hub.settings import Settings
 
 Step = Callable[[list[tuple[int, bytes]]], Awaitable[None]]
@@ -43,11 +44,26 @@ class Topology:
     areas: Any  # faust Table: 4-digit postcode -> area state bytes
 
 
+def faust_credentials(settings: Settings) -> Any:
+    """Faust's ``broker_credentials`` for the client security settings (None for PLAINTEXT)."""
+    if uses_sasl(settings):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=sasl_password(settings),
+            ssl_context=ssl_context(settings) if uses_tls(settings) else None,
+            mechanism=settings.sasl_mechanism,
+        )
+    if uses_tls(settings):
+        return faust.SSLCredentials(ssl_context(settings))
+    return None
+
+
 def build_app(settings: Settings) -> faust.App:
     s = settings
     return faust.App(
         s.app_id,
         broker=f"kafka://{s.broker}",
+        broker_credentials=faust_credentials(s),
         store="rocksdb://",
         datadir=str(s.data_dir),
         topic_partitions=s.partitions,

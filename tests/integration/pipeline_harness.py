@@ -41,6 +41,11 @@ class HubUnderTest:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: workers get SIGKILL when the test process dies (even by SIGKILL): no orphaned workers
     die_with_parent: bool = False
+    #: client security of the hub's processes as Settings fields (security_protocol,
+    #: sasl_username, sasl_password_file, ssl_ca_file, ...); empty = PLAINTEXT (issue 15)
+    security: dict[str, Any] = field(default_factory=dict)
+    #: client security for creating and deleting this hub's topics (default: ``security``)
+    admin_security: dict[str, Any] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -51,14 +56,21 @@ class HubUnderTest:
             partitions=self.partitions,
             data_dir=self.root / "data0",
             metrics_port=0,
+            **self.security,
         )
+
+    @property
+    def admin_settings(self) -> Settings:
+        """The settings for topic creation and clean-up (a principal allowed to delete)."""
+        security = self.security if self.admin_security is None else self.admin_security
+        return self.settings.model_copy(update=security)
 
     @property
     def topics(self) -> Topics:
         return Topics.from_settings(self.settings)
 
     def create_topics(self) -> None:
-        ensure_topics(self.settings)
+        ensure_topics(self.admin_settings)
 
     def env(self, index: int) -> dict[str, str]:
         s = self.settings
@@ -72,6 +84,7 @@ class HubUnderTest:
             "HUB_METRICS_PORT": "0",
             "HUB_LOG_LEVEL": "WARNING",
             **({"HUB_SCHEMA_REGISTRY_URL": self.registry_url} if self.registry_url else {}),
+            **{f"HUB_{k.upper()}": str(v) for k, v in self.security.items()},
         }
 
     def start_worker(
@@ -168,7 +181,9 @@ class HubUnderTest:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(30)
-        delete_topics(self.broker, prefixes=(self.settings.topic_prefix, self.settings.app_id))
+        delete_topics(
+            self.admin_settings, prefixes=(self.settings.topic_prefix, self.settings.app_id)
+        )
 
 
 # Sets PR_SET_PDEATHSIG in a fresh single-threaded interpreter, then execs the real command (the
@@ -214,9 +229,23 @@ def hub_under_test(
     partitions: int = 4,
     registry_url: str | None = None,
     create_topics: bool = True,
+    security: dict[str, Any] | None = None,
+    admin_security: dict[str, Any] | None = None,
 ) -> Iterator[HubUnderTest]:
-    """An isolated hub; ``create_topics=False`` leaves creating its topics to the worker."""
-    hub = HubUnderTest(broker, root, partitions, registry_url)
+    """An isolated hub; ``create_topics=False`` leaves creating its topics to the worker.
+
+    ``security``: the client security settings of the hub's own processes and reads (e.g. the
+    ``hub-worker`` principal on the secure broker); ``admin_security`` those for creating and
+    deleting its topics.
+    """
+    hub = HubUnderTest(
+        broker,
+        root,
+        partitions,
+        registry_url,
+        security=dict(security or {}),
+        admin_security=admin_security,
+    )
     if create_topics:
         hub.create_topics()
     try:
