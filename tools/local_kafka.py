@@ -309,6 +309,14 @@ class ClusterNode(LocalKafka):
         self.pid_file.write_text(str(proc.pid))
         return proc.pid
 
+    def running(self) -> bool:
+        """Whether the process in this node's pid file is alive (whatever its cmdline says)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return False
+        return _alive(pid)
+
     def kill(self) -> int | None:
         """``kill -9`` of this node's process (by its pid file); the pid, or None if down."""
         pid = self.managed_pid()
@@ -468,11 +476,16 @@ class LocalKafkaCluster:
 
     def start_node(self, node_id: int, wait_s: float = 120.0) -> float:
         """(Re)start one node; seconds until the cluster has all its brokers registered."""
+        return self.start_nodes([node_id], wait_s)
+
+    def start_nodes(self, node_ids: list[int], wait_s: float = 120.0) -> float:
+        """(Re)start nodes together (two of three cannot wait for each other one by one)."""
         began = time.monotonic()
         java = shutil.which("java")
         if java is None:
             raise KafkaError("java not found on PATH")
-        self.node(node_id).launch(java)
+        for node_id in node_ids:
+            self.node(node_id).launch(java)
         self.wait_ready(wait_s)
         return time.monotonic() - began
 
@@ -481,7 +494,7 @@ class LocalKafkaCluster:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             for node in self.nodes:
-                if node.managed_pid() is None:
+                if not node.running():
                     raise KafkaError(f"node {node.node_id} exited; see {node.log_file}")
             metadata = probe(self.bootstrap, timeout=2.0)
             if metadata is not None and metadata[1] == len(self.nodes):
