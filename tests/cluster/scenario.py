@@ -8,12 +8,21 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import ConfigResource
 
+from hub.contracts.codec import AvroCodec
+from hub.pipeline.batches import partition_of
 from tests.cluster.broker import ClusterBroker
+from tests.faults.compare import (
+    Comparison,
+    alert_state,
+    dossier_state,
+    latest_by_fingerprint,
+)
 from tests.faults.scenario import FaultRun, ScenarioReport
 
 
@@ -128,6 +137,47 @@ class ClusterRun(FaultRun):
                 ok,
             )
         )
+
+    def judge(self) -> Comparison:
+        """FaultRun's judgement, plus where the differences are: the inbound partition of every
+        address key whose dossier or FIRING alert differs (a failover bug concentrates on the
+        partitions the lost worker owned; an ingest bug spreads over all)."""
+        cmp = super().judge()
+        if cmp.clean:
+            return cmp
+        oracle = self.oracle()
+        codec = AvroCodec()
+        latest: dict[str, dict[str, Any]] = {}
+        for rec in self.read_records(self.topics.dossiers):
+            latest[rec["address_key"]] = rec
+        keys: set[str] = set()
+        for key, dossier in oracle.engine.dossiers.items():
+            want = codec.decode(codec.encode("AddressDossier", dossier.to_record()))[1]
+            got = latest.get(key)
+            if got is None or dossier_state(got) != dossier_state(want):
+                keys.add(key)
+        alerts = latest_by_fingerprint(
+            [
+                *self.read_records(self.topics.contact_routing),
+                *self.read_records(self.topics.signals),
+            ]
+        )
+        for fp, rec in oracle.firing_records().items():
+            got = alerts.get(fp)
+            if (
+                got is None
+                or got["status"] != "FIRING"
+                or alert_state(got) != alert_state(codec.decode(codec.encode("Alert", rec))[1])
+            ):
+                keys.add(f"{rec['address_key']} (alert {fp} {rec['kind']})")
+        parts = Counter(
+            partition_of(k.split(" ")[0], self.hub.partitions) for k in keys if k.split(" ")[0]
+        )
+        cmp.examples.append(
+            f"differing address keys by inbound partition: {dict(sorted(parts.items()))}"
+        )
+        cmp.examples.append("differing keys: " + ", ".join(sorted(keys)))
+        return cmp
 
     def acked(self) -> int:
         return len(self.publisher.acked) if self.publisher is not None else 0
