@@ -49,8 +49,9 @@ def run_cluster_scenario(
             run.check_replication()
             for index in range(1, workers):
                 run.start_worker(index)
-            if workers > 1:
-                wait_members(run, workers)
+            # the load starts once every worker consumes: the fault then hits a hub under load
+            # (a worker's first join waits for the offsets topic of a fresh cluster)
+            wait_members(run, workers)
             run.phase(f"{workers} worker(s) up; leaders per node {run.leader_counts()}")
             run.publish(region(), rate)
             fault(run)
@@ -79,22 +80,23 @@ def run_cluster_scenario(
     return report
 
 
-def wait_members(run: ClusterRun, count: int, timeout: float = 120.0) -> None:
-    """Until the agents' consumer group has ``count`` members (stable), or note it."""
-    group = run.hub.settings.app_id
+def wait_members(run: ClusterRun, count: int, timeout: float = 180.0) -> None:
+    """Until the agents' and the ingest stage's consumer groups are stable with ``count``
+    members each, or note it."""
+    app = run.hub.settings.app_id
+    groups = [app, f"{app}-ingest"]
 
-    def members() -> int:
+    def stable() -> bool:
         try:
-            desc = run.admin.describe_consumer_groups([group])[group].result(timeout=10)
+            futures = run.admin.describe_consumer_groups(groups)
+            described = [f.result(timeout=10) for f in futures.values()]
         except Exception:
-            return -1
-        return len(desc.members) if str(desc.state).endswith("STABLE") else -1
+            return False
+        return all(str(d.state).endswith("STABLE") and len(d.members) == count for d in described)
 
     try:
-        took = wait_for(
-            f"{count} members in {group}", lambda: members() == count, timeout, 1.0, run.supervise
-        )
-        run.phase(f"group stable with {count} members after {took:.0f}s")
+        took = wait_for(f"{count} members in {groups}", stable, timeout, 1.0, run.supervise)
+        run.phase(f"groups stable with {count} member(s) after {took:.0f}s")
     except ScenarioTimeout as exc:
         run.report.notes.append(str(exc))
 
@@ -173,9 +175,17 @@ def test_two_brokers_stopped(
         run.wait_consumed(0.30)
         counts = run.leader_counts()
         victims = sorted(sorted(counts, key=lambda n: -counts[n])[:2])
+        pub = run.publisher
+        assert pub is not None
         took = run.cluster.stop_nodes(victims)
-        run.phase(f"nodes {victims} stopped (SIGTERM, gone after {took:.0f}s)")
         outage["acked_at_stop"] = run.acked()
+        outage["publishing"] = int(pub.is_alive())
+        outage["unacked"] = pub.sent - len(pub.acked) - len(pub.failed)
+        run.phase(
+            f"nodes {victims} stopped (SIGTERM, gone after {took:.0f}s); publisher "
+            f"{'still publishing' if pub.is_alive() else 'DONE'}, {outage['unacked']} sent and "
+            "not yet acknowledged"
+        )
         idle(run, 30)
         outage["acked_at_restart"] = run.acked()
         took = run.cluster.start_nodes(victims)
@@ -190,6 +200,12 @@ def test_two_brokers_stopped(
         if outage:
             grew = outage["acked_at_restart"] - outage["acked_at_stop"]
             run.checks.append((f"no write acknowledged below min ISR ({grew} were)", grew == 0))
+            run.checks.append(
+                (
+                    "the outage hit the publisher mid-load (records in flight, retried)",
+                    bool(outage["publishing"]) and outage["unacked"] > 0,
+                )
+            )
 
     report = run_cluster_scenario(
         "two brokers stopped 30 s",
