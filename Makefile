@@ -53,9 +53,10 @@ test-faults: install
 
 # Fault scenarios (issue 16) on their own three-node cluster (localhost:19492-19494, controllers
 # +100, .local/kafka-cluster-test; RF 3, min ISR 2), never the shared broker; the table goes to
-# stdout and .local/cluster-report.md. Not part of `make test` (~20 min on 2 cores).
+# stdout and .local/cluster-report.md, worker logs in .local/cluster-tmp. Not part of `make test`
+# (~20 min on 2 cores).
 test-cluster: install
-	$(VENV)/bin/pytest -q -m cluster tests/cluster
+	$(VENV)/bin/pytest -q -m cluster tests/cluster --basetemp=.local/cluster-tmp
 
 # Pure unit tests only: no broker, milliseconds each.
 test-fast: deps
