@@ -33,6 +33,7 @@ from bench.harness import BenchHub, delete_groups, delete_topics
 from bench.latency import measure_latency
 from bench.phases import run_hub_throughput, run_naive, run_recovery
 from bench.raw import aiokafka_rate, confluent_rate
+from bench.scaling import measure_scaling, render_row
 from bench.workload import build, produce_all
 from hub.settings import PROJECT_ROOT, Settings
 
@@ -195,6 +196,9 @@ def run(sizes: Sizes, seed: int, profile: bool, keep: bool, console: Console) ->
 
         result["recovery"] = run_recovery(hub, "hub-data1", sizes.timeout_s)
         step(f"recovery: ready after {result['recovery']['ready_s']}s")
+
+        result["scaling"] = measure_scaling(base, root, run_id, workload, sizes.timeout_s)
+        step(f"scaling 1 → 2 workers: x{result['scaling']['ratio_two_over_one']}")
     finally:
         if not keep:
             hub.close()  # the hub's topics and groups; then the naive app's and the raw readers'
@@ -307,6 +311,8 @@ def render(r: dict[str, Any], console: Console) -> None:
         f"{rec['ready_s']} s",
         f"changelog records: {rec['changelog_records']}",
     )
+    if "scaling" in r:
+        table.add_row(*render_row(r["scaling"]))
     for name, t in r["targets"].items():
         value = t["value"]
         shown = f"{value / 2**20:,.0f} MiB" if name == "peak_rss_bytes" and value else str(value)

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     broker: str = Field(default="localhost:19092", description="Kafka bootstrap servers")
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)
+    # min.insync.replicas of the topics the hub creates; None = the broker's default. On a
+    # replicated cluster 2 with RF 3: an acks=all write survives the loss of any one broker,
+    # and the cluster refuses writes (producers retry) rather than accept them on one copy.
+    min_insync_replicas: int | None = Field(default=None, ge=1)
+    # Faust standby replicas of the tables (warm copies on other workers; faster failover)
+    standby_replicas: int = Field(default=0, ge=0)
     topic_prefix: str = Field(default="hub.", description="prefix of every topic the hub owns")
     data_dir: Path = Field(default=PROJECT_ROOT / ".local" / "data")
     rules_config: Path | None = Field(
@@ -69,6 +75,22 @@ class Settings(BaseSettings):
     # local broker (hub kafka start)
     kafka_home: Path = Field(default=PROJECT_ROOT / ".local" / "kafka")
     kafka_heap: str = "512m"
+    # local three-node cluster (hub kafka start --brokers 3): its own home and ports, node i
+    # (1-based) at kafka_cluster_port + i - 1, its controller listener 100 above
+    kafka_cluster_home: Path = Field(default=PROJECT_ROOT / ".local" / "kafka-cluster")
+    kafka_cluster_port: int = Field(default=19292, ge=1024, le=65000)
+    kafka_cluster_heap: str = "384m"
+
+    @model_validator(mode="after")
+    def _min_isr_within_replicas(self) -> Settings:
+        if self.min_insync_replicas is not None and (
+            self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) exceeds replication_factor "
+                f"({self.replication_factor}): no write could ever be acknowledged"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

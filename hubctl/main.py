@@ -37,13 +37,61 @@ def _local_kafka(secure: bool) -> Any:
     return SecureLocalKafka(secure_settings())
 
 
+BROKERS_HELP = (
+    "nodes: 1 = the single local broker (HUB_BROKER); more = the local KRaft cluster under "
+    "HUB_KAFKA_CLUSTER_HOME, node i at HUB_KAFKA_CLUSTER_PORT + i - 1"
+)
+
+
+def _cluster_command(action: str, brokers: int, wait: float = 120.0) -> None:
+    """start/stop/status/reset of the local multi-node cluster (``--brokers`` > 1)."""
+    from tools.local_kafka import KafkaError, LocalKafkaCluster
+
+    settings = get_settings()
+    if action == "start":
+        cluster = LocalKafkaCluster(settings, brokers)
+    else:
+        cluster = LocalKafkaCluster.existing(settings)
+    try:
+        if action == "start":
+            status = cluster.start(wait_s=wait)
+            typer.echo(status.describe())
+            typer.echo(
+                f"clients: export HUB_BROKER={cluster.bootstrap} HUB_REPLICATION_FACTOR="
+                f"{min(3, brokers)} HUB_MIN_INSYNC_REPLICAS={2 if brokers >= 3 else 1}"
+            )
+        elif action == "stop":
+            stopped = cluster.stop()
+            typer.echo(
+                f"stopped cluster node(s) {stopped}"
+                if stopped
+                else "no node of the local cluster was running"
+            )
+        elif action == "reset":
+            cluster.reset()
+            typer.echo("local cluster stopped and its data wiped")
+        else:
+            status = cluster.status()
+            typer.echo(status.describe())
+            if not status.healthy:
+                raise typer.Exit(1)
+    except KafkaError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
 @kafka_app.command("start")
 def kafka_start(
-    wait: float = typer.Option(90.0, help="seconds to wait for the broker"), secure: bool = SECURE
+    wait: float = typer.Option(90.0, help="seconds to wait for the broker"),
+    brokers: int = typer.Option(1, min=1, max=9, help=BROKERS_HELP),
+    secure: bool = SECURE,
 ) -> None:
     """Start the local broker (or reuse one that already answers at HUB_BROKER)."""
     from tools.local_kafka import KafkaError
 
+    if brokers > 1:
+        _cluster_command("start", brokers, max(wait, 120.0))
+        return
     try:
         status = _local_kafka(secure).start(wait_s=wait)
     except KafkaError as exc:
@@ -53,15 +101,26 @@ def kafka_start(
 
 
 @kafka_app.command("stop")
-def kafka_stop(secure: bool = SECURE) -> None:
+def kafka_stop(
+    brokers: int = typer.Option(1, min=1, max=9, help=BROKERS_HELP), secure: bool = SECURE
+) -> None:
     """Stop the local broker this project started (never someone else's)."""
+    if brokers > 1:
+        _cluster_command("stop", brokers)
+        return
     stopped = _local_kafka(secure).stop()
     typer.echo("stopped local broker" if stopped else "no local broker of ours was running")
 
 
 @kafka_app.command("status")
-def kafka_status(secure: bool = SECURE) -> None:
-    """Report whether the broker answers, its version and address."""
+def kafka_status(
+    brokers: int = typer.Option(1, min=1, max=9, help=BROKERS_HELP), secure: bool = SECURE
+) -> None:
+    """Report whether the broker answers, its version and address (cluster: every node and
+    the controller quorum)."""
+    if brokers > 1:
+        _cluster_command("status", brokers)
+        return
     status = _local_kafka(secure).status()
     typer.echo(status.describe())
     if not status.reachable:
@@ -69,8 +128,13 @@ def kafka_status(secure: bool = SECURE) -> None:
 
 
 @kafka_app.command("reset")
-def kafka_reset(secure: bool = SECURE) -> None:
+def kafka_reset(
+    brokers: int = typer.Option(1, min=1, max=9, help=BROKERS_HELP), secure: bool = SECURE
+) -> None:
     """Stop the local broker and wipe its data directory."""
+    if brokers > 1:
+        _cluster_command("reset", brokers)
+        return
     _local_kafka(secure).reset()
     typer.echo("local broker stopped and its data wiped")
 

@@ -18,7 +18,7 @@ from hub.answers.dead_letters import DeadLetterEntry, read_dead_letters
 from hub.answers.reading import QUIET, AnswerError, existing_topics, read_to_end
 from hub.contracts.deadletter import DeadLetter
 from hub.pipeline.clients import admin_config, producer_config
-from hub.pipeline.topics import COMPACTED, Topics
+from hub.pipeline.topics import COMPACTED, Topics, with_min_isr
 from hub.settings import Settings
 
 #: Suffix of the compacted topic that records replayed dead letters (key ``partition:offset``).
@@ -52,7 +52,10 @@ def _ensure_replayed_topic(settings: Settings) -> None:
         return
     admin = AdminClient(admin_config(settings, **QUIET))
     new = NewTopic(
-        name, num_partitions=1, replication_factor=settings.replication_factor, config=COMPACTED
+        name,
+        num_partitions=1,
+        replication_factor=settings.replication_factor,
+        config=with_min_isr(settings, COMPACTED),
     )
     try:
         admin.create_topics([new], operation_timeout=30)[name].result(timeout=30)

@@ -134,6 +134,13 @@ class Topics:
         }
 
 
+def with_min_isr(settings: Settings, config: dict[str, str]) -> dict[str, str]:
+    """``config`` plus ``min.insync.replicas`` when the settings fix it (replicated clusters)."""
+    if settings.min_insync_replicas is None:
+        return dict(config)
+    return {**config, "min.insync.replicas": str(settings.min_insync_replicas)}
+
+
 def faust_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     """Faust's internal topics of this app id, as Faust itself would declare them."""
     changelog = {"cleanup.policy": "compact", **CHANGELOG_CONFIG}
@@ -158,7 +165,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             name,
             num_partitions=parts,
             replication_factor=settings.replication_factor,
-            config=config,
+            config=with_min_isr(settings, config),
         )
         for name, (parts, config) in specs.items()
         if name not in existing

@@ -15,7 +15,13 @@ import faust
 
 from hub.agents import area as area_agent
 from hub.agents import correlate as correlate_agent
-from hub.pipeline.topics import AREA_TABLE, CHANGELOG_CONFIG, DOSSIER_TABLE, Topics
+from hub.pipeline.topics import (
+    AREA_TABLE,
+    CHANGELOG_CONFIG,
+    DOSSIER_TABLE,
+    Topics,
+    with_min_isr,
+)
 from hub.security import sasl_password, ssl_context, uses_sasl, uses_tls
 from hub.settings import Settings
 
@@ -81,7 +87,9 @@ def build_app(settings: Settings) -> faust.App:
         # also the changelog batch size during recovery: small values made recovery slow
         broker_max_poll_records=500,
         stream_buffer_maxsize=64,
-        table_standby_replicas=0,
+        # warm copies of the tables on another worker (HUB_STANDBY_REPLICAS): a failover
+        # replays the changelog from the standby's position instead of from the start
+        table_standby_replicas=s.standby_replicas,
         # on rebalance, finish the in-flight batch before giving its partition away: otherwise
         # its late changelog write can land after the new owner's, and stale state wins
         stream_wait_empty=True,
@@ -100,7 +108,7 @@ def build_topology(settings: Settings, topics: Topics, correlate: Step, area: St
         "options": ROCKSDB_OPTIONS,
         # roll and compact the changelogs soon, so a recovering worker replays ~one record
         # per key instead of one per batch that touched it
-        "extra_topic_configs": CHANGELOG_CONFIG,
+        "extra_topic_configs": with_min_isr(settings, CHANGELOG_CONFIG),
     }
     dossiers = app.Table(DOSSIER_TABLE, **table)
     areas = app.Table(AREA_TABLE, **table)
