@@ -26,7 +26,7 @@ from tests.integration.pipeline_harness import hub_under_test
 from tests.unit.test_kubernetes_manifests import config, one, rendered
 from tests.unit.test_promtool import _free_port
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = pytest.mark.slow  # and broker: every test in tests/integration
 HUB = Path(sys.executable).parent / "hub"
 
 
