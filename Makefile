@@ -7,10 +7,11 @@ HUB := $(VENV)/bin/hub
 KAFKA_LIBS := .local/kafka/libs
 STAMP := .local/stamps
 WITH_KAFKA := deploy/local-kafka/with-kafka.sh
+KUSTOMIZE_VERSION := v5.5.0
 
-.PHONY: install deps kafka-libs promtool kafka-start kafka-stop kafka-status test test-fast test-faults test-cluster demo bench bench-quick bench-secure lint format clean
+.PHONY: install deps kafka-libs promtool kustomize kafka-start kafka-stop kafka-status test test-fast test-faults test-cluster demo bench bench-quick bench-secure lint format clean
 
-install: deps kafka-libs promtool
+install: deps kafka-libs promtool kustomize
 
 deps: $(STAMP)/deps
 $(STAMP)/deps: pyproject.toml
@@ -30,6 +31,14 @@ $(STAMP)/kafka-libs: deploy/local-kafka/pom.xml
 promtool:
 	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v promtool >/dev/null && promtool --version | head -1
+
+# kustomize (renders deploy/kubernetes in the tests): the pinned Go module, built with the machine's
+# Go into .local/bin (about 4 min the first time on 2 cores).
+kustomize: $(STAMP)/kustomize-$(KUSTOMIZE_VERSION)
+$(STAMP)/kustomize-$(KUSTOMIZE_VERSION):
+	@mkdir -p $(STAMP) .local/bin
+	GOBIN=$(CURDIR)/.local/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@touch $@
 
 kafka-start: deps kafka-libs
 	$(HUB) kafka start
@@ -59,7 +68,7 @@ test-cluster: install
 	$(VENV)/bin/pytest -q -m cluster tests/cluster --basetemp=.local/cluster-tmp
 
 # Pure unit tests only: no broker, milliseconds each.
-test-fast: deps
+test-fast: deps kustomize
 	$(VENV)/bin/pytest -q -m "not broker"
 
 demo: install

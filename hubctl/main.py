@@ -274,10 +274,12 @@ def _register_plugins() -> None:
     from connectors.cli_http import register as register_http
     from connectors.cli_ingest import register as register_ingest
     from hubctl.answers import register as register_answers
+    from hubctl.manifests import register as register_manifests
 
     register_ingest(app)
     register_http(app)
     register_answers(app)
+    register_manifests(app)
 
 
 _register_plugins()

@@ -1,0 +1,143 @@
+"""The generated manifests (``hub manifests ...``) match their sources and the committed files.
+
+deploy/kubernetes/base/topics.yaml and prometheus-rule.yaml are generated from
+hub/pipeline/topics.py and deploy/prometheus/rules; if either source changes without the files
+being regenerated, these tests fail and say how to regenerate.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hub.deploy_manifests import (
+    RULES_DIR,
+    TopicManifestOptions,
+    kafka_topics,
+    kafka_topics_yaml,
+    prometheus_rule_yaml,
+    resource_name,
+)
+from hub.pipeline.topics import Topics, faust_specs
+from hub.settings import Settings
+from hubctl.main import app
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = ROOT / "deploy" / "kubernetes" / "base"
+HUB = Path(sys.executable).parent / "hub"
+
+
+def test_committed_topics_equal_the_generated_ones() -> None:
+    committed = (BASE / "topics.yaml").read_text()
+    assert committed == kafka_topics_yaml(TopicManifestOptions()), (
+        "deploy/kubernetes/base/topics.yaml is stale: "
+        "run .venv/bin/hub manifests topics > deploy/kubernetes/base/topics.yaml"
+    )
+
+
+def test_committed_prometheus_rule_equals_the_generated_one() -> None:
+    committed = (BASE / "prometheus-rule.yaml").read_text()
+    assert committed == prometheus_rule_yaml(), (
+        "deploy/kubernetes/base/prometheus-rule.yaml is stale: "
+        "run .venv/bin/hub manifests prometheus-rule > deploy/kubernetes/base/prometheus-rule.yaml"
+    )
+
+
+def test_hub_manifests_commands_print_the_committed_files() -> None:
+    # the real console script, in a fresh process, with a HUB_* environment that must not leak in
+    env = {"PATH": "/usr/bin:/bin", "HUB_PARTITIONS": "3", "HUB_TOPIC_PREFIX": "other."}
+    for command, committed in (
+        ("topics", "topics.yaml"),
+        ("prometheus-rule", "prometheus-rule.yaml"),
+    ):
+        result = subprocess.run(
+            [str(HUB), "manifests", command],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == (BASE / committed).read_text()
+
+
+def test_one_kafka_topic_per_hub_topic_with_the_hubs_partitions_and_configs() -> None:
+    options = TopicManifestOptions(partitions=12, replicas=3, min_insync_replicas=2)
+    settings = Settings(partitions=12, topic_prefix="hub.", app_id="hub")
+    wanted = {**Topics.from_settings(settings).specs(12), **faust_specs(settings)}
+    objects = {o["spec"]["topicName"]: o for o in kafka_topics(options)}  # type: ignore[index]
+    assert set(objects) == set(wanted)
+    assert "hub-__assignor-__leader" in objects  # Faust's own topics are there too
+    for name, (partitions, config) in wanted.items():
+        spec = objects[name]["spec"]
+        assert spec["partitions"] == partitions
+        assert spec["replicas"] == 3
+        assert spec["config"] == {**config, "min.insync.replicas": "2"}
+    assert objects["hub.parked"]["spec"]["partitions"] == 1
+    assert objects["hub.dossiers"]["spec"]["config"]["cleanup.policy"] == "compact"
+
+
+def test_topic_options_follow_the_command_line() -> None:
+    result = CliRunner().invoke(
+        app,
+        ["manifests", "topics", "--partitions", "16", "--replicas", "1", "--min-insync-replicas",
+         "1", "--topic-prefix", "acc.", "--cluster", "acc-kafka"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.output))
+    events = next(d for d in docs if d["spec"]["topicName"] == "acc.case-events")
+    assert events["spec"]["partitions"] == 16
+    assert events["spec"]["replicas"] == 1
+    assert events["metadata"]["labels"]["strimzi.io/cluster"] == "acc-kafka"
+
+
+def test_min_insync_above_replicas_is_refused_naming_the_field() -> None:
+    result = CliRunner().invoke(
+        app, ["manifests", "topics", "--replicas", "1", "--min-insync-replicas", "2"]
+    )
+    assert result.exit_code == 2
+    assert "min_insync_replicas" in result.output
+
+
+def test_kubernetes_names_are_valid_and_collisions_are_refused() -> None:
+    assert resource_name("hub-__assignor-__leader") == "hub-assignor-leader"
+    assert resource_name("Hub.Case_Events") == "hub.case-events"
+    with pytest.raises(ValueError, match="no valid Kubernetes name"):
+        resource_name("___")
+
+
+def test_prometheus_rule_carries_the_rules_and_their_comments() -> None:
+    text = prometheus_rule_yaml()
+    (doc,) = [d for d in yaml.safe_load_all(text) if d]
+    source = (RULES_DIR / "hub-alerts.yml").read_text()
+    assert doc["spec"] == yaml.safe_load(source)
+    assert "# Thresholds are configurable in one place each:" in text
+
+
+def test_prometheus_rule_follows_a_changed_rule_file(tmp_path: Path) -> None:
+    source = (RULES_DIR / "hub-alerts.yml").read_text()
+    (tmp_path / "hub-alerts.yml").write_text(source.replace("vector(6 * 3600)", "vector(7 * 3600)"))
+    (tmp_path / "extra.yml").write_text("groups:\n  - name: extra\n    rules: []\n")
+    result = CliRunner().invoke(app, ["manifests", "prometheus-rule", "--rules-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    docs = [d for d in yaml.safe_load_all(result.output) if d]
+    assert [d["metadata"]["name"] for d in docs] == ["hub-alerts-extra", "hub-alerts"]
+    assert "vector(7 * 3600)" in result.output
+
+
+def test_a_rule_file_that_is_not_a_rule_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.yml").write_text("groups: []\nscrape_configs: []\n")
+    result = CliRunner().invoke(app, ["manifests", "prometheus-rule", "--rules-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "bad.yml" in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["manifests", "prometheus-rule", "--rules-dir", str(empty)])
+    assert result.exit_code == 2
+    assert "no rule files" in result.output
