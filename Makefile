@@ -8,9 +8,9 @@ KAFKA_LIBS := .local/kafka/libs
 STAMP := .local/stamps
 WITH_KAFKA := deploy/local-kafka/with-kafka.sh
 
-.PHONY: install deps kafka-libs promtool kafka-start kafka-stop kafka-status test test-fast test-faults demo bench bench-quick lint format clean
+.PHONY: install deps kafka-libs promtool chromium kafka-start kafka-stop kafka-status test test-fast test-faults demo bench bench-quick lint format clean
 
-install: deps kafka-libs promtool
+install: deps kafka-libs promtool chromium
 
 deps: $(STAMP)/deps
 $(STAMP)/deps: pyproject.toml
@@ -30,6 +30,12 @@ $(STAMP)/kafka-libs: deploy/local-kafka/pom.xml
 promtool:
 	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@command -v promtool >/dev/null && promtool --version | head -1
+
+# Headless chromium + its WebDriver (Debian's chromium, chromium-driver) for the browser tests of
+# `hub serve-web` (tests/integration/test_web_browser.py, selenium).
+chromium:
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
+	@chromium --version 2>/dev/null | head -1
 
 kafka-start: deps kafka-libs
 	$(HUB) kafka start

@@ -165,10 +165,14 @@ def _register_plugins() -> None:
     from connectors.cli_http import register as register_http
     from connectors.cli_ingest import register as register_ingest
     from hubctl.answers import register as register_answers
+    from hubctl.backtest import register as register_backtest
+    from hubctl.web import register as register_web
 
     register_ingest(app)
     register_http(app)
     register_answers(app)
+    register_backtest(app)
+    register_web(app)
 
 
 _register_plugins()
