@@ -128,6 +128,8 @@ def demo(
     events: int = typer.Option(50000, help="events to simulate"),
     seed: int = typer.Option(2024, help="simulation seed"),
     keep: bool = typer.Option(False, help="keep the demo's topics afterwards"),
+    serve: bool = typer.Option(False, help="then serve the steering-group pages until Ctrl-C"),
+    web_port: int = typer.Option(8088, help="port of the pages (with --serve)"),
 ) -> None:
     """Worker + simulated agency traffic on the broker, then a summary (what `make demo` runs)."""
     from rich.console import Console
@@ -135,7 +137,9 @@ def demo(
     from hubctl.answers import render_dossier
     from tools.demo import run_demo
 
-    raise typer.Exit(run_demo(addresses, events, seed, keep, Console(), render_dossier))
+    raise typer.Exit(
+        run_demo(addresses, events, seed, keep, Console(), render_dossier, serve, web_port)
+    )
 
 
 register_app = typer.Typer(help="The address register (BAG).", no_args_is_help=True)

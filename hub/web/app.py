@@ -173,7 +173,8 @@ async def address(request: web.Request) -> web.StreamResponse:
     model = views.address_page(
         key, dossier, alerts, account, request.app[MUNICIPALITIES].name, request.app[TODAY]()
     )
-    return _render(request, "address.html", model=model)
+    group_name = _group_names(request).get(model["steering_group"], model["steering_group"])
+    return _render(request, "address.html", model=model, group_name=group_name)
 
 
 async def area(request: web.Request) -> web.StreamResponse:

@@ -28,7 +28,7 @@ STATUS_COLOURS = {
 DEFAULT_COLOUR = "#4b5563"
 MONTHS_NL = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
 
-LABEL_W = 230  # px for the case labels left of the axis
+LABEL_W = 300  # px for the case labels left of the axis
 ROW_H = 28
 AXIS_H = 30
 BAR_H = 16
@@ -115,6 +115,8 @@ def render_svg(bars: Sequence[Bar], width: int = 900, today: date | None = None)
     if span is not None:
         for tick in _month_ticks(*span):
             tx = round(x(tick), 1)
+            if tx + 50 > width:  # no room for the label
+                continue
             label = f"{MONTHS_NL[tick.month - 1]} {tick.year}"
             out.append(
                 f'<line x1="{tx}" y1="{AXIS_H - 6}" x2="{tx}" y2="{height}" stroke="#e5e7eb"/>'
@@ -163,3 +165,9 @@ def render_svg(bars: Sequence[Bar], width: int = 900, today: date | None = None)
         out.append("</g>")
     out.append("</svg>")
     return "".join(out)
+
+
+def legend(bars: Sequence[Bar]) -> list[tuple[str, str]]:
+    """(status, colour) of the statuses on the timeline, for the legend under it."""
+    seen = sorted({b.status for b in bars if b.start is not None and b.end is not None})
+    return [(s, STATUS_COLOURS.get(s, DEFAULT_COLOUR)) for s in seen]

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from hub.web.access import Account
-from hub.web.gantt import bar_from_case, render_svg
+from hub.web.gantt import bar_from_case, legend, render_svg
 
 FIRING = "FIRING"
 AREA_CLUSTER = "AREA_CLUSTER"
@@ -289,6 +289,9 @@ def address_page(
         "lead": lead,
         "findings": findings,
         "timeline_svg": render_svg(bars, today=today),
+        "legend": [
+            {"status": STATUS_LABELS.get(s, s), "colour": colour} for s, colour in legend(bars)
+        ],
     }
 
 

@@ -101,3 +101,31 @@ def test_area_page_lists_the_visible_addresses_of_the_area() -> None:
     assert [
         a["key"] for a in area_page("9951", list(state.alerts.values()), REGIO)["addresses"]
     ] == [HH_KEY]
+
+
+def test_area_page_shows_the_area_cluster_of_a_visible_group_only() -> None:
+    cluster = {
+        "fingerprint": "AREA_CLUSTER:9601",
+        "kind": "AREA_CLUSTER",
+        "status": "FIRING",
+        "version": 1,
+        "area": "9601",
+        "address_key": None,
+        "steering_group": "MIDDEN_GRONINGEN",
+        "starts_at": 1_709_460_000_000,
+        "detail": {"addresses": "5", "threshold": "5"},
+        "cases": [],
+    }
+    alerts = [*oracle_state().alerts.values(), cluster]
+    model = area_page("9601", alerts, MG)
+    assert model["clusters"] == [
+        {
+            "steering_group": "MIDDEN_GRONINGEN",
+            "since": "2024-03-03",
+            "detail": [("addresses", "5"), ("threshold", "5")],
+        }
+    ]
+    hh = Account("hh", frozenset({"HET_HOGELAND"}), contacts=False)
+    assert area_page("9601", alerts, hh)["clusters"] == []
+    rows = group_list(alerts, "MIDDEN_GRONINGEN", NAME, kind="AREA_CLUSTER")["rows"]
+    assert [(r["subject"], r["url"]) for r in rows] == [("gebied 9601", "/gebied/9601")]
