@@ -36,16 +36,16 @@ class Follower(threading.Thread):
         topics = Topics.from_settings(settings)
         self.dossier_topic = topics.dossiers
         self.topics = [topics.dossiers, topics.contact_routing, topics.signals]
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self.undecodable = 0
         self.error: str | None = None
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def _assign(self, consumer: Consumer) -> dict[tuple[str, int], int]:
         """Assign every partition from the beginning once all topics exist; the ends now."""
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 meta = consumer.list_topics(timeout=10)
             except KafkaException as exc:
@@ -79,7 +79,7 @@ class Follower(threading.Thread):
             pending = self._assign(consumer)
             if not pending:
                 self.state.caught_up = True
-            while not self._stop.is_set():
+            while not self._stopping.is_set():
                 for msg in consumer.consume(num_messages=2000, timeout=0.5):
                     err = msg.error()
                     if err is not None:

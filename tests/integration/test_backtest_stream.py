@@ -58,3 +58,13 @@ def test_stream_under_the_new_config_fires_exactly_what_the_backtest_says(
         assert answer["firing"] == {"current": len(report.current), "new": len(stream_firing)}
         assert answer["totals"] == report.totals()
         assert answer["events"] == len(events)
+
+        # a range before every record: nothing to replay, nothing changes
+        empty = subprocess.run(
+            [sys.executable, "-m", "hubctl", "backtest", "--rules", str(rules), "--json",
+             "--topic", hub.topics.case_events, "--to", "2000-01-01"],
+            env=hub.env(0), capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert empty.returncode == 0, empty.stderr
+        assert json.loads(empty.stdout)["events"] == 0
+        assert json.loads(empty.stdout)["totals"] == {"start": 0, "stop": 0, "lead": 0}

@@ -120,7 +120,7 @@ def site(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site
             yield site
         finally:
             web.terminate()
-            web.wait(30)
+            assert web.wait(30) == 0, log.read_text()[-3000:]  # SIGTERM: a clean stop
 
 
 def test_pages_follow_the_topics_and_count_what_the_stream_fires(site: Site) -> None:

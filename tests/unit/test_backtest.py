@@ -131,3 +131,23 @@ def test_backtest_command_refuses_an_invalid_rules_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["backtest", "--rules", str(rules), str(events)])
     assert result.exit_code == 1
     assert "min_gap_dayz" in result.output
+
+
+def test_backtest_command_refuses_an_unreadable_range_and_mixed_sources(tmp_path: Path) -> None:
+    rules = tmp_path / "gap21.toml"
+    rules.write_text("min_gap_days = 21\n", encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(orjson.dumps(GAP_17[0]) + b"\n")
+    runner = CliRunner()
+    bad_date = runner.invoke(
+        app, ["backtest", "--rules", str(rules), "--topic", "t", "--from", "last tuesday"]
+    )
+    assert bad_date.exit_code == 2 and "not an ISO date" in bad_date.output
+    both = runner.invoke(app, ["backtest", "--rules", str(rules), "--topic", "t", str(events)])
+    assert both.exit_code == 2 and "not both" in both.output
+    range_without_topic = runner.invoke(
+        app, ["backtest", "--rules", str(rules), "--from", "2024-01-01", str(events)]
+    )
+    assert range_without_topic.exit_code == 2 and "--topic" in range_without_topic.output
+    nothing = runner.invoke(app, ["backtest", "--rules", str(rules)])
+    assert nothing.exit_code == 2 and "no events" in nothing.output

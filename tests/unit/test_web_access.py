@@ -65,3 +65,15 @@ def test_a_bad_access_file_is_refused_naming_the_problem(tmp_path: Path) -> None
     )
     with pytest.raises(ValidationError, match="token"):
         AccessPolicy.from_file(path)
+
+
+def test_serve_web_command_refuses_a_bad_access_file_before_serving(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hubctl.main import app
+
+    path = tmp_path / "access.toml"
+    path.write_text('[[accounts]]\nname = "x y"\ngroups = ["OLDAMBT"]\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["serve-web", "--access", str(path), "--port", "0"])
+    assert result.exit_code == 1
+    assert "name" in result.output and "access.toml" in result.output
