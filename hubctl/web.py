@@ -34,12 +34,12 @@ def register(app: typer.Typer) -> None:
         from hub.web.serve import serve_web
 
         settings = Settings()
-        setup_logging()
         try:
             AccessPolicy.from_file(access)
         except (OSError, ValueError, ValidationError) as exc:
             typer.echo(f"error: --access {access}: {exc}", err=True)
             raise typer.Exit(1) from exc
+        setup_logging()
         serve_web(
             settings,
             access,
