@@ -9,9 +9,9 @@ STAMP := .local/stamps
 WITH_KAFKA := deploy/local-kafka/with-kafka.sh
 KUSTOMIZE_VERSION := v5.5.0
 
-.PHONY: install deps kafka-libs promtool kustomize kafka-start kafka-stop kafka-status test test-fast test-faults test-cluster demo bench bench-quick bench-secure lint format clean
+.PHONY: install deps kafka-libs promtool kustomize chromium kafka-start kafka-stop kafka-status test test-fast test-faults test-cluster demo bench bench-quick bench-secure lint format clean
 
-install: deps kafka-libs promtool kustomize
+install: deps kafka-libs promtool kustomize chromium
 
 deps: $(STAMP)/deps
 $(STAMP)/deps: pyproject.toml
@@ -39,6 +39,12 @@ $(STAMP)/kustomize-$(KUSTOMIZE_VERSION):
 	@mkdir -p $(STAMP) .local/bin
 	GOBIN=$(CURDIR)/.local/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	@touch $@
+
+# Headless chromium + its WebDriver (Debian's chromium, chromium-driver) for the browser tests of
+# `hub serve-web` (tests/integration/test_web_browser.py, selenium).
+chromium:
+	@command -v chromedriver >/dev/null && command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
+	@chromium --version 2>/dev/null | head -1
 
 kafka-start: deps kafka-libs
 	$(HUB) kafka start

@@ -204,6 +204,8 @@ def demo(
     events: int = typer.Option(50000, help="events to simulate"),
     seed: int = typer.Option(2024, help="simulation seed"),
     keep: bool = typer.Option(False, help="keep the demo's topics afterwards"),
+    serve: bool = typer.Option(False, help="then serve the steering-group pages until Ctrl-C"),
+    web_port: int = typer.Option(8088, help="port of the pages (with --serve)"),
 ) -> None:
     """Worker + simulated agency traffic on the broker, then a summary (what `make demo` runs)."""
     from rich.console import Console
@@ -211,7 +213,9 @@ def demo(
     from hubctl.answers import render_dossier
     from tools.demo import run_demo
 
-    raise typer.Exit(run_demo(addresses, events, seed, keep, Console(), render_dossier))
+    raise typer.Exit(
+        run_demo(addresses, events, seed, keep, Console(), render_dossier, serve, web_port)
+    )
 
 
 acl_app = typer.Typer(help="Kafka ACLs from a reviewed TOML file (issue 15).", no_args_is_help=True)
@@ -274,12 +278,16 @@ def _register_plugins() -> None:
     from connectors.cli_http import register as register_http
     from connectors.cli_ingest import register as register_ingest
     from hubctl.answers import register as register_answers
+    from hubctl.backtest import register as register_backtest
     from hubctl.manifests import register as register_manifests
+    from hubctl.web import register as register_web
 
     register_ingest(app)
     register_http(app)
     register_answers(app)
     register_manifests(app)
+    register_backtest(app)
+    register_web(app)
 
 
 _register_plugins()

@@ -68,8 +68,11 @@ def run_demo(
     keep: bool,
     console: Console,
     render_dossier: Callable[[dict[str, Any]], None] | None = None,
+    serve: bool = False,
+    web_port: int = 8088,
 ) -> int:
-    """Run the demo; ``render_dossier`` (the CLI's ``hub dossier`` view) shows one example."""
+    """Run the demo; ``render_dossier`` (the CLI's ``hub dossier`` view) shows one example.
+    Ends with the URL of the steering-group pages; ``serve`` keeps them up until Ctrl-C."""
     run = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
     base = Settings()
     settings = base.model_copy(
@@ -114,6 +117,7 @@ def run_demo(
         total_s = time.monotonic() - began
         _summary(settings, sim, report.total, published_s, total_s, console, render_dossier)
         del caught_up_s
+        _web(settings, run, serve, keep, web_port, console)
         return 0
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -173,6 +177,42 @@ def _summary(
     if planted and render_dossier is not None:
         console.print(f"\n[bold]Example[/]: hub dossier {planted[0]}")
         render_dossier(answers.dossier_json(answers.read_dossier(settings, planted[0])))
+
+
+def _web(
+    settings: Settings, run: str, serve: bool, keep: bool, port: int, console: Console
+) -> None:
+    """Print where the steering-group pages of this run's data are; with ``serve``, serve them
+    (``hub serve-web``) until Ctrl-C. The login token is fresh per run, for a regional account
+    that sees every group (written hashed to .local/demo/RUN.access.toml)."""
+    import secrets
+
+    from hub.web.access import token_hash
+    from hub.web.serve import serve_web
+
+    base = f"http://127.0.0.1:{port}/"
+    if not (serve or keep):
+        console.print(
+            f"\n[bold]Steering-group pages[/]: {base} (`hub demo --serve` keeps them up; "
+            "this run's topics are deleted now)"
+        )
+        return
+    token = secrets.token_urlsafe(16)
+    access = PROJECT_ROOT / ".local" / "demo" / f"{run}.access.toml"
+    access.write_text(
+        f'[[accounts]]\nname = "demo-regio"\ngroups = ["*"]\ncontacts = true\n'
+        f'token_sha256 = "{token_hash(token)}"\n',
+        encoding="utf-8",
+    )
+    url = f"{base}login?token={token}"
+    if not serve:
+        console.print(
+            f"\n[bold]Steering-group pages[/]: HUB_TOPIC_PREFIX={settings.topic_prefix} "
+            f"hub serve-web --port {port} --access {access}\nthen open {url}"
+        )
+        return
+    console.print(f"\n[bold]Steering-group pages[/]: {url}  (Ctrl-C stops)")
+    serve_web(settings, access, port=port)
 
 
 def _delete_topics(settings: Settings) -> None:

@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = ("hub/contracts", "hub/address", "hub/engine")
+# hub serve-web: the view models, SVG timeline, access rules and view state are pure (issue 18).
+WEB_PURE = ("hub/web/views.py", "hub/web/gantt.py", "hub/web/access.py", "hub/web/state.py")
 KAFKA = ("confluent_kafka", "aiokafka", "faust", "rocksdict", "hub.pipeline", "hub.agents")
 # (file, imported module or package): allowed exceptions to the rules above, with the reason.
 ALLOWED = {
@@ -25,6 +27,7 @@ ALLOWED = {
 RULES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("hub",), ("connectors", "tools", "hubctl", "bench", "tests")),
     (DOMAIN, KAFKA),
+    (WEB_PURE, (*KAFKA, "aiohttp", "hub.answers")),
     (("connectors",), ("tools", "hubctl", "bench", "tests")),
     (("tools",), ("hubctl", "tests")),
 ]
@@ -76,7 +79,8 @@ def violations(rules: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> list[str
     found: list[str] = []
     for folders, forbidden in rules:
         for folder in folders:
-            for path in sorted((ROOT / folder).rglob("*.py")):
+            where = ROOT / folder
+            for path in [where] if where.is_file() else sorted(where.rglob("*.py")):
                 rel = path.relative_to(ROOT).as_posix()
                 for module in sorted(imports_of(path)):
                     if any(rel == f and _within(module, m) for f, m in ALLOWED):
@@ -93,6 +97,10 @@ def test_the_layering_rules_hold() -> None:
 
 def test_a_forbidden_import_is_reported() -> None:
     assert violations([(("tools",), ("hub",))])  # tools do import hub: the checker sees it
+
+
+def test_a_forbidden_import_in_a_single_listed_file_is_reported() -> None:
+    assert violations([(("hub/web/follow.py",), ("confluent_kafka",))])
 
 
 @pytest.mark.parametrize("folder", ["hub", "connectors", "tools", "hubctl", "bench"])
