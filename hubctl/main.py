@@ -165,10 +165,14 @@ def _register_plugins() -> None:
     from connectors.cli_http import register as register_http
     from connectors.cli_ingest import register as register_ingest
     from hubctl.answers import register as register_answers
+    from hubctl.deliver import register as register_deliver
+    from hubctl.subscriptions import register as register_subscriptions
 
     register_ingest(app)
     register_http(app)
     register_answers(app)
+    register_subscriptions(app)
+    register_deliver(app)
 
 
 _register_plugins()
