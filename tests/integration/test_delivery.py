@@ -51,6 +51,7 @@ class Receiver:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._runner: web.AppRunner | None = None
 
     def __enter__(self) -> Receiver:
         self._thread.start()
@@ -58,6 +59,9 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            done = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            done.result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -82,6 +86,7 @@ class Receiver:
             app.router.add_post("/api/v1/notificaties", handle)
             runner = web.AppRunner(app)
             await runner.setup()
+            self._runner = runner
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -254,7 +259,7 @@ def test_two_subscribers_get_exactly_the_transitions_they_asked_for_in_order(
             "status=FIRING",
         )
         start_deliver(hub)
-        publish(simulate(addresses=200, events=2000, seed=7), hub.settings)
+        publish(simulate(addresses=300, events=3000, seed=7), hub.settings)
         hub.start_worker()
         hub.wait_caught_up()
         records = hub.alert_records()  # both topics, partition order = delivery order per key
@@ -346,6 +351,22 @@ def test_recovering_subscriber_gets_everything_dead_one_is_dead_lettered_others_
         }
         listing = hub_cli(hub, "subscriptions", "list", "--json")
         assert TOKEN not in listing.stdout and listing.stdout.count("Bearer ****") == 3
+
+        refused = hub_cli(
+            hub,
+            "subscriptions",
+            "add",
+            "bad",
+            "--callback",
+            "ftp://x.example.nl/",
+            "--channel",
+            "hub-signalen",
+        )
+        assert refused.returncode == 2 and "callback_url" in refused.stderr
+        removed = hub_cli(hub, "subscriptions", "remove", "healthy")
+        assert removed.returncode == 0, removed.stderr
+        after = hub_cli(hub, "subscriptions", "list", "--json").stdout.splitlines()
+        assert sorted(json.loads(line)["id"] for line in after) == ["dead", "flaky"]
 
         scrape = (
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
