@@ -128,15 +128,22 @@ class Subscription(BaseModel):
 
     def public(self, auth_shown: str | None = None) -> dict[str, Any]:
         """For ``list``/``status``: the Authorization value masked (``auth_shown`` is the
-        unsealed value when known, only its scheme word is shown)."""
+        unsealed value when known, only its scheme word is shown), the URL's query masked."""
         record = self.to_record()
+        record["callback_url"] = shown_url(self.callback_url)
         if self.auth is None:
             record["auth"] = "-"
         elif auth_shown is not None:
             record["auth"] = mask(auth_shown)
         else:
-            record["auth"] = "**** (sealed)"
+            record["auth"] = "****"
         return record
+
+
+def shown_url(url: str) -> str:
+    """A callback URL for display: a query string (some receivers put a token there) masked."""
+    base, sep, _query = url.partition("?")
+    return f"{base}?****" if sep else base
 
 
 def fold(book: dict[str, Subscription], key: bytes | None, value: bytes | None) -> None:

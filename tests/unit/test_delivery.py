@@ -169,6 +169,12 @@ def test_authorization_never_shows_in_repr_or_public_view() -> None:
     assert s.to_record()["auth"] == "plain:Bearer s3cret-token"  # the stored form is kept
 
 
+def test_public_view_masks_a_token_in_the_callback_query() -> None:
+    view = sub(callback_url="https://zaken.example.nl/hook?token=abc").public(None)
+    assert view["callback_url"] == "https://zaken.example.nl/hook?****"
+    assert view["auth"] == "****"
+
+
 def test_fold_applies_records_and_tombstones() -> None:
     book: dict[str, Subscription] = {}
     s = sub()
