@@ -118,7 +118,18 @@ class SubscriptionWorker:
 
     async def _run(self) -> None:
         s = self.shared.settings
-        consumer = Consumer(consumer_config(s, group_id(s, self.sub.id), **QUIET))
+        session_ms = int(self.shared.delivery.session_timeout_s * 1000)
+        consumer = Consumer(
+            consumer_config(
+                s,
+                group_id(s, self.sub.id),
+                **{
+                    "session.timeout.ms": session_ms,
+                    "heartbeat.interval.ms": max(1000, session_ms // 4),
+                    **QUIET,
+                },
+            )
+        )
         consumer.subscribe([self.source])
         last_lag = 0.0
         try:

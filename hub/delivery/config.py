@@ -36,6 +36,10 @@ class DeliverySettings(BaseSettings):
     #: Fernet key (``hub subscriptions keygen``) sealing Authorization values on the topic.
     secret_key: SecretStr | None = None
 
+    #: A killed ``hub deliver`` holds its partitions until its session times out; short, so a
+    #: restarted one resumes within seconds (librdkafka's default is 45 s).
+    session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
+
     @field_validator("allow_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
