@@ -442,3 +442,27 @@ def _dead_letter_count(hub: HubUnderTest, sub_id: str) -> int:
         return published_count(hub.broker, topic)
     except Exception:
         return 0
+
+
+def test_sigterm_while_retrying_stops_and_the_notification_is_sent_again_after_restart(
+    broker: str, tmp_path: Path
+) -> None:
+    """Delivery alone: one alert record published directly; the receiver answers 503. SIGTERM
+    during the back-off ends ``hub deliver`` cleanly without committing the record, and the
+    next ``hub deliver`` sends the same notification again."""
+    with hub_under_test(broker, tmp_path, partitions=1) as hub, Receiver(lambda n: 503) as rx:
+        add_subscription(hub, "down", rx.url, "hub-signalen")
+        publish_signals(hub, [signal_record("fpterm", 1)])
+        proc = start_deliver(
+            hub, HUB_DELIVERY_BACKOFF_INITIAL_S="5", HUB_DELIVERY_BACKOFF_MAX_S="60"
+        )
+        wait_until(lambda: len(rx.requests) >= 2, 120, "two attempts", hub)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        hub.processes.remove(proc)
+        before = len(rx.requests)
+        start_deliver(hub, "deliver-2")
+        wait_until(lambda: len(rx.requests) > before, 120, "the resend", hub)
+        bodies = {body for _s, _h, body in rx.requests}
+        assert len(bodies) == 1  # the same notification, byte for byte
+        assert _dead_letter_count(hub, "down") == 0
