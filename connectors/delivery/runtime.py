@@ -170,7 +170,8 @@ class SubscriptionWorker:
         try:
             await asyncio.to_thread(consumer.commit, offsets=[tp], asynchronous=False)
         except KafkaException as exc:
-            log.warning("subscription %s: commit failed (%s)", self.sub.id, exc.args[0].name())
+            name = getattr(exc.args[0], "name", lambda: "KafkaException")() if exc.args else "?"
+            log.warning("subscription %s: commit failed (%s)", self.sub.id, name)
 
     def _export_lag(self, consumer: Consumer) -> None:
         try:
@@ -300,8 +301,16 @@ class SubscriptionWorker:
             remaining = await asyncio.to_thread(self.shared.producer.flush, 30)
             if remaining == 0 and not errors:
                 break
-            log.warning("subscription %s: dead letter not acknowledged; retrying", self.sub.id)
+            log.warning(
+                "subscription %s: dead letter not acknowledged (%s); retrying",
+                self.sub.id,
+                errors[0] if errors else "time-out",
+            )
             await asyncio.sleep(wait)
+            with contextlib.suppress(Exception):  # its topic deleted meanwhile: create it again
+                await asyncio.to_thread(
+                    ensure_delivery_topics, self.shared.settings, (self.sub.id,)
+                )
             wait = min(wait * 2, 30.0)
         metrics.record_delivery_dead_letter(self.sub.id)
         self.dead_lettered += 1
