@@ -565,3 +565,65 @@ def record_processing_retry(stage: str, error: str) -> None:
 
 def record_ingest_restart() -> None:
     INGEST_RESTARTS.inc()
+
+
+# -- downstream delivery (issue 19): per subscription; the label is the subscription id, a slug
+# (hub.delivery.subscription.check_id), never a URL; anything else is counted as OTHER
+DELIVERY_OUTCOMES: frozenset[str] = frozenset(
+    {"delivered", "http_error", "timeout", "network", "refused", OTHER}
+)
+DELIVERY_ATTEMPTS = Counter(
+    "hub_delivery_attempts",
+    "POSTs of Notificaties to subscribers, by subscription id and outcome.",
+    ["subscription", "outcome"],
+    registry=REGISTRY,
+)
+DELIVERY_DEAD_LETTERS = Counter(
+    "hub_delivery_dead_letters",
+    "Notificaties given up after the maximum attempts/age (to the subscription's dead letters).",
+    ["subscription"],
+    registry=REGISTRY,
+)
+DELIVERY_LATENCY = Histogram(
+    "hub_delivery_latency_seconds",
+    "Seconds one POST to a subscriber took (answered or not).",
+    ["subscription"],
+    buckets=PROCESSING_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+DELIVERY_LAG = Gauge(
+    "hub_delivery_lag_messages",
+    "Alert records on the subscription's topic not yet delivered or dead-lettered.",
+    ["subscription"],
+    registry=REGISTRY,
+)
+
+
+def init_delivery(subscription: str) -> None:
+    """Create a subscription's series at 0 (rates and absence rules see zeros, not gaps)."""
+    label = safe_identifier(subscription)
+    for outcome in DELIVERY_OUTCOMES:
+        DELIVERY_ATTEMPTS.labels(label, outcome)
+    DELIVERY_DEAD_LETTERS.labels(label)
+    DELIVERY_LATENCY.labels(label)
+    DELIVERY_LAG.labels(label)
+
+
+def record_delivery_attempt(subscription: str, outcome: str, latency_s: float) -> None:
+    label = safe_identifier(subscription)
+    _child(DELIVERY_ATTEMPTS, (label, safe_label(outcome, DELIVERY_OUTCOMES))).inc()
+    _child(DELIVERY_LATENCY, (label,)).observe(max(0.0, latency_s))
+
+
+def record_delivery_dead_letter(subscription: str) -> None:
+    _child(DELIVERY_DEAD_LETTERS, (safe_identifier(subscription),)).inc()
+
+
+def set_delivery_lag(subscription: str, lag: int) -> None:
+    DELIVERY_LAG.labels(safe_identifier(subscription)).set(max(0, lag))
+
+
+def clear_delivery(subscription: str) -> None:
+    """Drop a removed subscription's lag series (its counters stay: they are totals)."""
+    with contextlib.suppress(KeyError):
+        DELIVERY_LAG.remove(safe_identifier(subscription))

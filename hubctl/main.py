@@ -279,7 +279,9 @@ def _register_plugins() -> None:
     from connectors.cli_ingest import register as register_ingest
     from hubctl.answers import register as register_answers
     from hubctl.backtest import register as register_backtest
+    from hubctl.deliver import register as register_deliver
     from hubctl.manifests import register as register_manifests
+    from hubctl.subscriptions import register as register_subscriptions
     from hubctl.web import register as register_web
 
     register_ingest(app)
@@ -288,6 +290,8 @@ def _register_plugins() -> None:
     register_manifests(app)
     register_backtest(app)
     register_web(app)
+    register_subscriptions(app)
+    register_deliver(app)
 
 
 _register_plugins()

@@ -30,6 +30,8 @@ RULES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (WEB_PURE, (*KAFKA, "aiohttp", "hub.answers")),
     (("connectors",), ("tools", "hubctl", "bench", "tests")),
     (("tools",), ("hubctl", "tests")),
+    # delivery rules are pure: the Kafka/HTTP runtime is connectors/delivery (issue 19)
+    (("hub/delivery",), (*KAFKA, "aiohttp", "httpx", "hub.answers")),
 ]
 
 
