@@ -8,7 +8,7 @@ KAFKA_LIBS := .local/kafka/libs
 STAMP := .local/stamps
 WITH_KAFKA := deploy/local-kafka/with-kafka.sh
 
-.PHONY: install deps kafka-libs promtool kafka-start kafka-stop kafka-status test test-fast test-faults demo bench bench-quick lint format clean
+.PHONY: install deps kafka-libs promtool kafka-start kafka-stop kafka-status test test-fast test-faults demo bench bench-deps bench-quick lint format clean
 
 install: deps kafka-libs promtool
 
@@ -58,10 +58,20 @@ test-fast: deps
 demo: install
 	$(WITH_KAFKA) $(HUB) demo
 
-bench: install
+# The Quix Streams peer of the benchmark runs in its own venv: quixstreams pins an older
+# confluent-kafka than the hub's (pyproject's `bench` extra).
+QUIX_VENV := .local/venv-quix
+bench-deps: $(STAMP)/venv-quix
+$(STAMP)/venv-quix: pyproject.toml
+	@mkdir -p $(STAMP)
+	@test -x $(QUIX_VENV)/bin/python || $(PY_BOOT) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install -q -e '.[bench]' --config-settings editable_mode=compat
+	@touch $@
+
+bench: install bench-deps
 	$(WITH_KAFKA) $(PY) -m bench.run
 
-bench-quick: install
+bench-quick: install bench-deps
 	$(WITH_KAFKA) $(PY) -m bench.run --quick
 
 lint: deps
