@@ -196,6 +196,7 @@ def run(sizes: Sizes, seed: int, profile: bool, keep: bool, console: Console) ->
             list(zip(latency_load.event_ids, latency_load.keys, latency_load.values, strict=True)),
             sizes.latency_rate,
             lambda: _wait_lag0(hub, 120),
+            parked_topic=hub.topics.parked,
         )
         result["latency"] = latency.to_dict()
         step(f"latency: p99 {result['latency']['p99_ms']} ms over {latency.matched} records")
@@ -329,6 +330,14 @@ def render(r: dict[str, Any], console: Console) -> None:
         f"ingest→correlated {lat['split']['hub_p50_ms']}/{lat['split']['hub_p99_ms']}, "
         f"→received {lat['split']['outbound_p50_ms']}/{lat['split']['outbound_p99_ms']} ms",
     )
+    np = lat.get("not_parked")
+    if np:
+        table.add_row(
+            "  same, triggers never parked",
+            f"p50 {np['p50_ms']} / p99 {np['p99_ms']} ms",
+            f"{np['samples']:,} samples, max {np['max_ms']} ms; {np['parked_samples']:,} samples "
+            "were triggered by an event parked until its address was learned",
+        )
     m = r["memory"]
     table.add_row("peak RSS of the worker", f"{(m['peak_rss_bytes'] or 0) / 2**20:,.0f} MiB", "")
     rec = r["recovery"]
