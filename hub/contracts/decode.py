@@ -285,8 +285,8 @@ def decode_inbound_many(
     :func:`parse_case_event_json`, every other value Avro through :func:`decode_case_events`.
 
     The ingest stage's batch decoder: one batch call instead of a :func:`decode_case_event` per
-    message saves about a quarter of the decode + validate CPU (per-call codec look-up, framing
-    dispatch and error wrapping). Same results, same Rejections, as the per-message path.
+    message saves 10-15% of the decode + validate CPU (per-call codec look-up, framing dispatch
+    and error wrapping; measured, issue 17). Same results, same Rejections, in the same order.
     """
     json_at = [i for i, raw in enumerate(raws) if raw[:1] == b"{"]
     if not json_at:
