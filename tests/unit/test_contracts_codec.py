@@ -136,38 +136,6 @@ def test_encoding_a_record_that_does_not_fit_raises_encode_error() -> None:
         AvroCodec().encode("NoSuchRecord", {})
 
 
-@pytest.mark.parametrize("name", ["Alert", "AddressDossier"])
-def test_a_record_inside_a_nullable_union_encodes_to_the_bytes_fastavro_chooses_itself(
-    name: str,
-) -> None:
-    """The codec names the union branch of a ``lead`` for fastavro (faster); the bytes are
-    those of fastavro's own branch search, with and without a lead, and decode back."""
-    from io import BytesIO
-
-    from fastavro import schemaless_writer
-
-    codec = AvroCodec()
-    schema = codec.schemas.current(name).parsed
-    lead_of = {
-        "Alert": {"source": "NCG", "case_id": "c-1", "case_type": "DAMAGE_CLAIM"},
-        "AddressDossier": {"source": "NCG", "case_id": "c-1"},
-    }
-    for lead in (lead_of[name], None):
-        record = {**_sample(name), "lead": lead}
-        plain = BytesIO()
-        schemaless_writer(plain, schema, record)
-        encoded = codec.encode(name, record)
-        assert encoded.endswith(plain.getvalue())
-        decoded = codec.decode(encoded, name)[1]["lead"]
-        assert decoded == (None if lead is None else {**decoded, **lead})
-
-
-def test_a_lead_that_is_not_the_union_s_record_still_raises_encode_error() -> None:
-    record = {**_sample("AddressDossier"), "lead": {"source": "NCG"}}  # case_id missing
-    with pytest.raises(EncodeError):
-        AvroCodec().encode("AddressDossier", record)
-
-
 # ------------------------------------------------------------------------------ evolution
 
 
