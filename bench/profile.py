@@ -88,8 +88,11 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
         count = int(count_s)
         total += count
         frames = stack.split(";")
-        if frames[0].startswith("process "):
-            processes[_process_name(frames.pop(0))] += count
+        process = None
+        while frames and frames[0].startswith("process "):  # parent;child for the child
+            process = frames.pop(0)
+        if process is not None:
+            processes[_process_name(process)] += count
         if frames and frames[0].startswith("thread ("):
             thread = frames.pop(0)
             threads[thread.split(": ", 1)[-1] if ": " in thread else thread] += count
