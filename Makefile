@@ -9,7 +9,7 @@ STAMP := .local/stamps
 WITH_KAFKA := deploy/local-kafka/with-kafka.sh
 KUSTOMIZE_VERSION := v5.5.0
 
-.PHONY: install deps kafka-libs promtool kustomize chromium kafka-start kafka-stop kafka-status test test-fast test-faults test-cluster demo bench bench-quick bench-secure lint format clean
+.PHONY: install deps kafka-libs promtool kustomize chromium kafka-start kafka-stop kafka-status test test-fast test-faults test-cluster demo bench bench-deps bench-quick bench-secure lint format clean
 
 install: deps kafka-libs promtool kustomize chromium
 
@@ -80,10 +80,20 @@ test-fast: deps kustomize
 demo: install
 	$(WITH_KAFKA) $(HUB) demo
 
-bench: install
+# The Quix Streams peer of the benchmark runs in its own venv: quixstreams pins an older
+# confluent-kafka than the hub's (pyproject's `bench` extra).
+QUIX_VENV := .local/venv-quix
+bench-deps: $(STAMP)/venv-quix
+$(STAMP)/venv-quix: pyproject.toml
+	@mkdir -p $(STAMP)
+	@test -x $(QUIX_VENV)/bin/python || $(PY_BOOT) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install -q -e '.[bench]' --config-settings editable_mode=compat
+	@touch $@
+
+bench: install bench-deps
 	$(WITH_KAFKA) $(PY) -m bench.run
 
-bench-quick: install
+bench-quick: install bench-deps
 	$(WITH_KAFKA) $(PY) -m bench.run --quick
 
 # The hub's throughput on the plaintext broker vs the local SASL_SSL broker in one run (issue 15).

@@ -21,7 +21,7 @@ from typing import Any
 from bench import profile as pyspy
 from bench.harness import BenchHub, Worker, topic_size
 from hub.pipeline.lag import group_lag
-from hub.settings import Settings
+from hub.settings import PROJECT_ROOT, Settings
 
 INGEST_SUM = 'hub_batch_size_events_sum{stage="ingest"}'
 CORRELATE_SUM = 'hub_batch_size_events_sum{stage="correlate"}'
@@ -90,6 +90,73 @@ def run_naive(
         "events_per_s_to_lag0": _rate(timed, lag0_s),
         "note": f"first {done['n']:,} events of the workload (capped: Faust's per-event path is "
         "slow); decode + one table update per event, no validation, no group_by",
+    }
+
+
+QUIX_PYTHON = PROJECT_ROOT / ".local" / "venv-quix" / "bin" / "python"
+
+
+def run_quix(
+    base: Settings, root: Path, run: str, topic: str, out_topic: str, expected: int, timeout: float
+) -> dict[str, Any] | None:
+    """The Quix Streams peer (``bench.quix_app``, its own venv) over ``expected`` events on
+    ``topic``; None (and the row says why) when its venv is missing (``make bench`` builds it)."""
+    if not QUIX_PYTHON.exists():
+        return None
+    app_id = f"bench-{run}-quix"
+    result_file = root / "quix-result.json"
+    log = root / "quix.worker.log"
+    env = {
+        **os.environ,
+        "HUB_BROKER": base.broker,
+        "QUIX_APP_ID": app_id,
+        "QUIX_STATE_DIR": str(root / "quix-state"),
+        "QUIX_IN": topic,
+        "QUIX_OUT": out_topic,
+        "QUIX_EXPECT": str(expected),
+        "QUIX_RESULT": str(result_file),
+    }
+    started = time.time()
+    proc = subprocess.Popen(
+        [str(QUIX_PYTHON), "-m", "bench.quix_app"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        done: dict[str, Any] | None = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"quix app exited {proc.returncode}:\n{tail}")
+            if result_file.exists():
+                done = json.loads(result_file.read_text())
+                break
+            time.sleep(0.25)
+        if done is None:
+            raise TimeoutError(f"quix app did not finish {expected} events in {timeout:.0f}s")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    timed = done["n"] - 1
+    processed_s = done["last"] - done["first"]
+    return {
+        "events": done["n"],
+        "normalised_events": done["normalised"],
+        "startup_s": round(done["first"] - started, 2),
+        "processed_s": round(processed_s, 2),
+        "events_per_s": _rate(timed, processed_s),
+        "cpu_s": round(done["cpu_s"], 2),
+        "cores_busy": round(done["cpu_s"] / processed_s, 2) if processed_s else None,
+        "cpu_us_per_event": round(done["cpu_s"] / timed * 1e6, 1) if timed else None,
+        "note": "Quix Streams (bench/quix_app.py): decode_inbound + Ingestor (stateless), "
+        "group_by address_key, Dossier fold in RocksDB state (stateful), transitions out; "
+        "documented defaults, 5 s commit interval; same topic as the hub",
     }
 
 

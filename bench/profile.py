@@ -1,7 +1,8 @@
 """py-spy on a running worker, and a summary of its raw (collapsed-stack) output.
 
-``py-spy record --nonblocking --threads -f raw`` samples without pausing the worker; stacks start
-with the thread (``thread (tid): name``). The summary aggregates per function (``func (file)``,
+``py-spy record --nonblocking --threads --subprocesses -f raw`` samples without pausing the worker
+and its ingest child; stacks start with the process (``process pid:"cmdline"``) and the thread
+(``thread (tid): name``). The summary aggregates per function (``func (file)``,
 line numbers dropped): *own* = samples where it is the leaf, *cumulative* = samples where it is
 anywhere on the stack (counted once per stack; ``cumulative_hub`` keeps only the hub's own code,
 which the thread/asyncio/typer frames at the top of every stack would otherwise crowd out), plus
@@ -19,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+_ROOT = str(Path(__file__).resolve().parents[1]) + "/"  # the checkout (any worktree)
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -34,7 +36,8 @@ def start(pid: int, out: Path, rate: int = 100) -> subprocess.Popen[bytes] | Non
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".log").open("wb")
-    cmd = [binary, "record", "--nonblocking", "--threads", "-r", str(rate), "-f", "raw"]
+    cmd = [binary, "record", "--nonblocking", "--threads", "--subprocesses", "-r", str(rate)]
+    cmd += ["-f", "raw"]
     return subprocess.Popen(
         [*cmd, "-o", str(out), "-p", str(pid)], stdout=log, stderr=subprocess.STDOUT
     )
@@ -56,11 +59,18 @@ def _short(frame: str) -> str:
     if not m:
         return frame
     path = m["file"]
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in ("site-packages/", _ROOT, "lib/python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
     return f"{m['func']} ({path})"
+
+
+def _process_name(frame: str) -> str:
+    """``process 123:"python -m hubctl worker"`` -> ``worker``; the spawned child -> ingest."""
+    if "multiprocessing" in frame or "spawn_main" in frame:
+        return "ingest child"
+    return "worker" if "hubctl" in frame else frame[:60]
 
 
 def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
@@ -69,6 +79,7 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
     cumulative: Counter[str] = Counter()
     cumulative_hub: Counter[str] = Counter()
     threads: Counter[str] = Counter()
+    processes: Counter[str] = Counter()
     total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_s = line.rpartition(" ")
@@ -77,7 +88,12 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
         count = int(count_s)
         total += count
         frames = stack.split(";")
-        if frames[0].startswith("thread ("):
+        process = None
+        while frames and frames[0].startswith("process "):  # parent;child for the child
+            process = frames.pop(0)
+        if process is not None:
+            processes[_process_name(process)] += count
+        if frames and frames[0].startswith("thread ("):
             thread = frames.pop(0)
             threads[thread.split(": ", 1)[-1] if ": " in thread else thread] += count
         if not frames:
@@ -97,6 +113,7 @@ def summarise(raw: Path, top: int = 25) -> dict[str, Any]:
 
     return {
         "samples": total,
+        "processes": pct(processes),
         "threads": pct(threads),
         "own": pct(own),
         "cumulative": pct(cumulative),

@@ -278,6 +278,26 @@ def decode_case_events(
     return out
 
 
+def decode_inbound_many(
+    raws: Sequence[bytes], codec: AvroCodec | None = None
+) -> list[CaseEvent | Rejection]:
+    """Inbound values in either form, in order: JSON (first byte ``{``) one by one with
+    :func:`parse_case_event_json`, every other value Avro through :func:`decode_case_events`.
+
+    The ingest stage's batch decoder: one batch call instead of a :func:`decode_case_event` per
+    message saves 10-15% of the decode + validate CPU (per-call codec look-up, framing dispatch
+    and error wrapping; measured, issue 17). Same results, same Rejections, in the same order.
+    """
+    json_at = [i for i, raw in enumerate(raws) if raw[:1] == b"{"]
+    if not json_at:
+        return decode_case_events(raws, codec)
+    is_json = set(json_at)
+    avro = iter(decode_case_events([r for i, r in enumerate(raws) if i not in is_json], codec))
+    return [
+        parse_case_event_json(raw) if i in is_json else next(avro) for i, raw in enumerate(raws)
+    ]
+
+
 def _unexpected(
     exc: BaseException, stage: str, reason: str = RejectReason.INVALID_FIELD
 ) -> Rejection:

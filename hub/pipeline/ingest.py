@@ -62,7 +62,13 @@ from hub.contracts.deadletter import (
     dead_letter_payload,
     truncation_headers,
 )
-from hub.contracts.decode import Rejection, Stage, decode_case_event, parse_case_event_json
+from hub.contracts.decode import (
+    Rejection,
+    Stage,
+    decode_case_event,
+    decode_inbound_many,
+    parse_case_event_json,
+)
 from hub.contracts.enums import RejectReason
 from hub.contracts.events import CaseEvent, OccurredAtBounds, set_occurred_at_bounds
 from hub.contracts.normalised import NormalisedEvent
@@ -408,6 +414,8 @@ class IngestStage:
         rejected: Counter[str] = Counter()
         parked = 0
         released = 0
+        # decoded in one batch call (see decode_inbound_many), aligned with the error-free messages
+        batch = iter(decode_inbound_many([m.value() or b"" for m in messages if m.error() is None]))
         for msg in messages:
             error = msg.error()
             if error is not None:
@@ -415,7 +423,7 @@ class IngestStage:
                     log.warning("consume error: %s", error)
                 continue
             raw = msg.value() or b""
-            decoded = decode_inbound(raw)
+            decoded = next(batch)
             if isinstance(decoded, Rejection):
                 rejected[decoded.reason_code] += 1
                 self._dead_letter(msg, decoded)

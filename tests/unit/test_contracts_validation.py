@@ -21,6 +21,7 @@ from hub.contracts.decode import (
     case_event_to_json,
     decode_case_event,
     decode_case_events,
+    decode_inbound_many,
     encode_case_event,
     parse_case_event_json,
 )
@@ -261,3 +262,37 @@ def test_batch_decode_matches_one_by_one() -> None:
     assert decode_case_events(raws, CODEC) == [decode_case_event(r, CODEC) for r in raws]
     kinds = [type(x).__name__ for x in decode_case_events(raws, CODEC)]
     assert kinds == ["CaseEvent", "Rejection", "Rejection", "CaseEvent"]
+
+
+def test_inbound_batch_decoder_gives_what_the_per_message_path_gives_in_order() -> None:
+    """The ingest stage decodes a poll batch at once: JSON and Avro mixed, good and bad, too
+    large, empty; every slot equals what decode_case_event / parse_case_event_json return."""
+    good = CODEC.encode("CaseEvent", case_event_to_avro_dict(CaseEvent.model_validate(SAMPLE)))
+    record = case_event_to_avro_dict(CaseEvent.model_validate(SAMPLE))
+    record["address"]["gemeentecode"] = "GM14"
+    invalid = CODEC.encode("CaseEvent", record)
+    json_good = json.dumps(SAMPLE).encode()
+    json_bad = json.dumps(_with(address__postcode="SS12")).encode()
+    huge = b"{" + b" " * (300 * 1024) + b"}"
+    huge_avro = b"\xc3\x01" + b"\x00" * (300 * 1024)
+    raws = [good, json_good, b"\xc3\x01garbage", invalid, json_bad, b"", b"{not json", huge]
+    raws += [huge_avro, good]
+
+    def one(raw: bytes) -> object:
+        return parse_case_event_json(raw) if raw[:1] == b"{" else decode_case_event(raw, CODEC)
+
+    got = decode_inbound_many(raws, CODEC)
+    assert got == [one(r) for r in raws]
+    assert [type(x).__name__ for x in got] == [
+        "CaseEvent",
+        "CaseEvent",
+        "Rejection",
+        "Rejection",
+        "Rejection",
+        "Rejection",
+        "Rejection",
+        "Rejection",
+        "Rejection",
+        "CaseEvent",
+    ]
+    assert decode_inbound_many([good, invalid], CODEC) == decode_case_events([good, invalid], CODEC)
