@@ -5,18 +5,24 @@
   same partitions and configs the hub itself would create, plus the replication the cluster needs.
 - :func:`prometheus_rule_yaml`: the alert rules of ``deploy/prometheus/rules`` (the files promtool
   checks and unit-tests) wrapped in a prometheus-operator ``PrometheusRule``, comments kept.
+- :func:`kafka_users_yaml`: one Strimzi ``KafkaUser`` (SCRAM-SHA-512, simple authorization) per
+  principal of ``deploy/kafka/acl.toml``, with exactly the ACLs ``hub acl apply`` would set. The
+  file is parsed by ``hubctl.acl.load_plan`` (the one parser; ``hub`` may not import ``hubctl``,
+  so the caller passes the parsed plan in, typed by :class:`AclPlanLike`).
 
-``hub manifests topics|prometheus-rule`` (hubctl/manifests.py) print them; the committed files
-in ``deploy/kubernetes/base`` are checked against this output (tests/unit/test_kubernetes_*.py).
-Pure: no Kafka client is imported (only the topic tables of hub.pipeline.topics).
+``hub manifests topics|prometheus-rule|users`` (hubctl/manifests.py) print them; the committed
+files in ``deploy/kubernetes/base`` are checked against this output
+(tests/unit/test_kubernetes_*.py). Pure: no Kafka client is imported (only the topic tables of
+hub.pipeline.topics).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -26,6 +32,7 @@ from hub.settings import PROJECT_ROOT, Settings
 STRIMZI_API = "kafka.strimzi.io/v1"
 PROM_OPERATOR_API = "monitoring.coreos.com/v1"
 RULES_DIR = PROJECT_ROOT / "deploy" / "prometheus" / "rules"
+ACL_FILE = PROJECT_ROOT / "deploy" / "kafka" / "acl.toml"
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -126,7 +133,7 @@ def kafka_topics_yaml(options: TopicManifestOptions) -> str:
     return header + "---\n" + body
 
 
-def _describe(options: TopicManifestOptions) -> str:
+def _describe(options: TopicManifestOptions | UserManifestOptions) -> str:
     return ", ".join(f"{k}={v}" for k, v in vars(options).items())
 
 
@@ -175,3 +182,164 @@ def prometheus_rule_yaml(rules_dir: Path = RULES_DIR, name: str = "hub-alerts") 
             raise AssertionError(f"{path.name}: the wrapped rules differ from the source")
         docs.append("---\n" + doc)
     return "".join(docs)
+
+
+# -- KafkaUsers from the ACL file -----------------------------------------------------------
+
+#: hubctl.acl's resource types and pattern types (Kafka's names) → Strimzi's ACLRule spelling
+STRIMZI_RESOURCES = {
+    "TOPIC": "topic",
+    "GROUP": "group",
+    "TRANSACTIONAL_ID": "transactionalId",
+    "BROKER": "cluster",
+}
+STRIMZI_PATTERNS = {"LITERAL": "literal", "PREFIXED": "prefix"}
+#: the order of Strimzi's ACLRule ``operations`` enum, used to order each rule's operations
+STRIMZI_OPERATIONS = (
+    "Read",
+    "Write",
+    "Create",
+    "Delete",
+    "Alter",
+    "Describe",
+    "ClusterAction",
+    "AlterConfigs",
+    "DescribeConfigs",
+    "IdempotentWrite",
+    "All",
+)
+#: annotation naming the CaseEvent source an agency principal is bound to (acl.toml ``source``)
+SOURCE_ANNOTATION = "hub/case-event-source"
+
+
+class AclLike(Protocol):
+    """One ALLOW binding (``hubctl.acl.Acl``)."""
+
+    @property
+    def principal(self) -> str: ...
+    @property
+    def resource(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def pattern(self) -> str: ...
+    @property
+    def operation(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+
+
+class AclPlanLike(Protocol):
+    """A parsed ACL file (``hubctl.acl.AclPlan``): principals in file order, their ACLs."""
+
+    @property
+    def principals(self) -> tuple[str, ...]: ...
+    @property
+    def acls(self) -> Collection[AclLike]: ...
+    @property
+    def sources(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class UserManifestOptions:
+    """What the generated ``KafkaUser`` objects depend on (defaults: the hub's own defaults).
+
+    ``topic_prefix``/``app_id`` fill the file's ``{prefix}``/``{app_id}``; the caller parses the
+    file with them (``hubctl.acl.load_plan``), they are kept here for the generated header.
+    """
+
+    cluster: str = "hub-kafka"
+    topic_prefix: str = _default("topic_prefix")
+    app_id: str = _default("app_id")
+
+
+def strimzi_operation(operation: str) -> str:
+    """Kafka's ``DESCRIBE_CONFIGS`` → Strimzi's ``DescribeConfigs``."""
+    name = "".join(part.capitalize() for part in operation.split("_"))
+    if name not in STRIMZI_OPERATIONS:
+        raise ValueError(f"operation {operation!r}: Strimzi has no such ACL operation")
+    return name
+
+
+def _acl_rules(acls: list[AclLike]) -> list[dict[str, object]]:
+    """The ACLs of one principal as Strimzi ACL rules: one rule per resource pattern (and host),
+    its operations merged, in a stable order (resource type, name, pattern)."""
+    grouped: dict[tuple[str, str, str, str], set[str]] = {}
+    for acl in acls:
+        if acl.resource not in STRIMZI_RESOURCES:
+            raise ValueError(f"{acl.principal}: resource type {acl.resource!r} has no Strimzi form")
+        if acl.pattern not in STRIMZI_PATTERNS:
+            raise ValueError(f"{acl.principal}: pattern {acl.pattern!r} has no Strimzi form")
+        key = (acl.resource, acl.name, acl.pattern, acl.host)
+        grouped.setdefault(key, set()).add(strimzi_operation(acl.operation))
+    order = list(STRIMZI_RESOURCES)
+    rules: list[dict[str, object]] = []
+    for (resource, name, pattern, host), operations in sorted(
+        grouped.items(), key=lambda item: (order.index(item[0][0]), *item[0][1:])
+    ):
+        target: dict[str, object] = {"type": STRIMZI_RESOURCES[resource]}
+        if resource != "BROKER":  # the cluster resource has no name
+            target["name"] = name
+            target["patternType"] = STRIMZI_PATTERNS[pattern]
+        rule: dict[str, object] = {"resource": target}
+        if host != "*":
+            rule["host"] = host
+        rule["operations"] = sorted(operations, key=STRIMZI_OPERATIONS.index)
+        rules.append(rule)
+    return rules
+
+
+def kafka_users(plan: AclPlanLike, options: UserManifestOptions) -> list[dict[str, object]]:
+    """One ``KafkaUser`` per principal of ``plan``, in the file's order.
+
+    SCRAM-SHA-512 authentication (Strimzi's User Operator generates the password into a Secret)
+    and ``simple`` authorization with the principal's ACLs. The super users (``broker``,
+    ``admin``) are not principals of the file and get no KafkaUser.
+    """
+    objects: list[dict[str, object]] = []
+    for principal in plan.principals:
+        kind, _, user = principal.partition(":")
+        if kind != "User" or not user:
+            raise ValueError(f"principal {principal!r}: only User:<name> principals are supported")
+        if not _DNS1123.match(user) or len(user) > 253:
+            raise ValueError(f"principal {user!r}: not a valid Kubernetes object name")
+        metadata: dict[str, object] = {
+            "name": user,
+            "labels": {
+                "strimzi.io/cluster": options.cluster,
+                "app.kubernetes.io/part-of": "hub",
+            },
+        }
+        if principal in plan.sources:
+            metadata["annotations"] = {SOURCE_ANNOTATION: plan.sources[principal]}
+        objects.append(
+            {
+                "apiVersion": STRIMZI_API,
+                "kind": "KafkaUser",
+                "metadata": metadata,
+                "spec": {
+                    "authentication": {"type": "scram-sha-512"},
+                    "authorization": {
+                        "type": "simple",
+                        "acls": _acl_rules([a for a in plan.acls if a.principal == principal]),
+                    },
+                },
+            }
+        )
+    return objects
+
+
+def kafka_users_yaml(
+    plan: AclPlanLike, options: UserManifestOptions, source: str = "deploy/kafka/acl.toml"
+) -> str:
+    """:func:`kafka_users` as a multi-document YAML file with a "generated" header."""
+    header = (
+        f"# GENERATED by `hub manifests users` from {source}: do not edit.\n"
+        f"# Options: {_describe(options)}\n"
+        "# Regenerate: .venv/bin/hub manifests users > deploy/kubernetes/base/kafka-users.yaml\n"
+        "# Strimzi's User Operator keeps each user's SCRAM-SHA-512 password in the Secret\n"
+        "# <secretPrefix><name> (key `password`; secretPrefix in kafka.yaml) and makes the user's\n"
+        "# ACLs on the cluster equal to the list below.\n"
+    )
+    body = yaml.safe_dump_all(kafka_users(plan, options), sort_keys=False, default_flow_style=False)
+    return header + "---\n" + body

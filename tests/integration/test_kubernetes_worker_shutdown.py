@@ -1,8 +1,10 @@
 """The worker as the StatefulSet runs it: its command, its ConfigMap, its probes, its SIGTERM.
 
 Starts the real ``hub`` process with the container command and the HUB_* settings of the rendered
-production overlay (only what must differ on this machine is overridden: the broker, an isolated
-topic prefix/app id, the data dir, a free port, replication 1 on the single local broker), waits
+production overlay (only what must differ on this machine is overridden: the broker and its
+plaintext listener instead of the pod's SASL_SSL with mounted CA and password, which
+tests/integration/test_security.py covers; an isolated topic prefix/app id, the data dir, a free
+port, replication 1 on the single local broker), waits
 for the liveness and readiness paths the probes use, sends SIGTERM while it is processing, and
 checks it stops cleanly within the pod's ``terminationGracePeriodSeconds``: the kubelet's SIGKILL
 would otherwise cut the final commit and flush.
@@ -57,10 +59,16 @@ def test_worker_pod_settings_start_serve_probes_and_stop_within_the_grace_period
     grace = pod["terminationGracePeriodSeconds"]
     port = _free_port()
     with hub_under_test(broker, tmp_path, partitions=8, create_topics=False) as hub:
+        pod_config = {
+            k: v
+            for k, v in config(objects).items()
+            if k not in ("HUB_SECURITY_PROTOCOL", "HUB_SASL_MECHANISM", "HUB_SSL_CA_FILE")
+        }
         env = {
             **os.environ,
-            **config(objects),
+            **pod_config,
             "HUB_BROKER": broker,
+            "HUB_SECURITY_PROTOCOL": "PLAINTEXT",  # the test broker's listener
             "HUB_TOPIC_PREFIX": hub.settings.topic_prefix,
             "HUB_APP_ID": hub.settings.app_id,
             "HUB_DATA_DIR": str(tmp_path / "data"),

@@ -1,8 +1,8 @@
 """The generated manifests (``hub manifests ...``) match their sources and the committed files.
 
-deploy/kubernetes/base/topics.yaml and prometheus-rule.yaml are generated from
-hub/pipeline/topics.py and deploy/prometheus/rules; if either source changes without the files
-being regenerated, these tests fail and say how to regenerate.
+deploy/kubernetes/base/topics.yaml, prometheus-rule.yaml and kafka-users.yaml are generated from
+hub/pipeline/topics.py, deploy/prometheus/rules and deploy/kafka/acl.toml; if a source changes
+without its file being regenerated, these tests fail and say how to regenerate.
 """
 
 from __future__ import annotations
@@ -16,15 +16,21 @@ import yaml
 from typer.testing import CliRunner
 
 from hub.deploy_manifests import (
+    ACL_FILE,
     RULES_DIR,
     TopicManifestOptions,
+    UserManifestOptions,
     kafka_topics,
     kafka_topics_yaml,
+    kafka_users,
+    kafka_users_yaml,
     prometheus_rule_yaml,
     resource_name,
+    strimzi_operation,
 )
 from hub.pipeline.topics import Topics, faust_specs
 from hub.settings import Settings
+from hubctl.acl import load_plan, plan_from_dict
 from hubctl.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,12 +54,22 @@ def test_committed_prometheus_rule_equals_the_generated_one() -> None:
     )
 
 
+def test_committed_kafka_users_equal_the_generated_ones() -> None:
+    committed = (BASE / "kafka-users.yaml").read_text()
+    plan = load_plan(ACL_FILE, Settings(topic_prefix="hub.", app_id="hub"))
+    assert committed == kafka_users_yaml(plan, UserManifestOptions()), (
+        "deploy/kubernetes/base/kafka-users.yaml is stale: "
+        "run .venv/bin/hub manifests users > deploy/kubernetes/base/kafka-users.yaml"
+    )
+
+
 def test_hub_manifests_commands_print_the_committed_files() -> None:
     # the real console script, in a fresh process, with a HUB_* environment that must not leak in
     env = {"PATH": "/usr/bin:/bin", "HUB_PARTITIONS": "3", "HUB_TOPIC_PREFIX": "other."}
     for command, committed in (
         ("topics", "topics.yaml"),
         ("prometheus-rule", "prometheus-rule.yaml"),
+        ("users", "kafka-users.yaml"),
     ):
         result = subprocess.run(
             [str(HUB), "manifests", command],
@@ -141,3 +157,85 @@ def test_a_rule_file_that_is_not_a_rule_file_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["manifests", "prometheus-rule", "--rules-dir", str(empty)])
     assert result.exit_code == 2
     assert "no rule files" in result.output
+
+
+def test_one_kafka_user_per_principal_with_its_grants_in_strimzis_terms() -> None:
+    data = {
+        "principals": {
+            "ops": {
+                "grants": [
+                    {"resource": "cluster", "operations": ["DESCRIBE_CONFIGS", "DESCRIBE"]},
+                    {"resource": "topic", "name": "{prefix}x", "operations": ["READ"]},
+                    {"resource": "topic", "name": "{prefix}x", "operations": ["DESCRIBE"]},
+                    {
+                        "resource": "transactional_id",
+                        "name": "{app_id}-",
+                        "pattern": "prefixed",
+                        "operations": ["IDEMPOTENT_WRITE", "ALL"],
+                    },
+                ]
+            },
+            "agency": {"source": "NCG", "grants": []},
+        }
+    }
+    plan = plan_from_dict(data, Settings(topic_prefix="acc.", app_id="acc"))
+    ops, agency = kafka_users(plan, UserManifestOptions(cluster="acc-kafka"))
+    assert ops["metadata"] == {  # type: ignore[comparison-overlap]
+        "name": "ops",
+        "labels": {"strimzi.io/cluster": "acc-kafka", "app.kubernetes.io/part-of": "hub"},
+    }
+    assert ops["spec"]["authentication"] == {"type": "scram-sha-512"}  # type: ignore[index]
+    assert ops["spec"]["authorization"] == {  # type: ignore[index]
+        "type": "simple",
+        "acls": [
+            # one rule per resource pattern, operations merged, in a stable order
+            {
+                "resource": {"type": "topic", "name": "acc.x", "patternType": "literal"},
+                "operations": ["Read", "Describe"],
+            },
+            {
+                "resource": {"type": "transactionalId", "name": "acc-", "patternType": "prefix"},
+                "operations": ["IdempotentWrite", "All"],
+            },
+            {"resource": {"type": "cluster"}, "operations": ["Describe", "DescribeConfigs"]},
+        ],
+    }
+    assert agency["metadata"]["annotations"] == {"hub/case-event-source": "NCG"}  # type: ignore[index]
+    assert agency["spec"]["authorization"]["acls"] == []  # type: ignore[index]
+
+
+def test_every_kafka_acl_operation_has_a_strimzi_name() -> None:
+    from hubctl.acl import OPERATIONS
+
+    assert {strimzi_operation(op) for op in OPERATIONS} == {
+        "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction",
+        "AlterConfigs", "DescribeConfigs", "IdempotentWrite", "All",
+    }  # fmt: skip
+
+
+def test_user_options_follow_the_command_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["manifests", "users", "--topic-prefix", "acc.", "--app-id", "acc", "--cluster",
+         "acc-kafka"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    docs = {d["metadata"]["name"]: d for d in yaml.safe_load_all(result.output) if d}
+    rules = docs["ncg"]["spec"]["authorization"]["acls"]
+    assert rules[0]["resource"]["name"] == "acc.case-events.ncg"
+    assert docs["hub-worker"]["metadata"]["labels"]["strimzi.io/cluster"] == "acc-kafka"
+    assert "# Options: cluster=acc-kafka, topic_prefix=acc., app_id=acc" in result.output
+
+
+def test_a_bad_acl_file_or_principal_name_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "acl.toml"
+    bad.write_text(
+        '[principals.ncg]\ngrants = [{ resource = "topic", name = "x", operations = ["REED"] }]\n'
+    )
+    result = CliRunner().invoke(app, ["manifests", "users", "--file", str(bad)])
+    assert result.exit_code == 2
+    assert "principals.ncg.grants[0].operations" in result.output
+    bad.write_text("[principals.Hub_Worker]\ngrants = []\n")
+    result = CliRunner().invoke(app, ["manifests", "users", "--file", str(bad)])
+    assert result.exit_code == 2
+    assert "not a valid Kubernetes object name" in result.output

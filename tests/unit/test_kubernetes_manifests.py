@@ -6,6 +6,9 @@
   released CRDs, vendored in deploy/kubernetes/schemas (see SOURCES.md there), also strict.
 - The rendered settings agree with the code: HUB_* names exist, partitions / replication / KEDA's
   cap agree, probes hit the paths hub/health.py serves, containers run real ``hub`` commands.
+- Kafka security (docs/security.md): the listener requires SCRAM-SHA-512 over TLS, the KafkaUsers
+  grant exactly what ``hub acl apply`` would (deploy/kafka/acl.toml), each agency may write only
+  its own inbound topic, and the pods and KEDA log in as their users with the Secrets Strimzi makes.
 
 kustomize comes from ``make kustomize`` (.local/bin/kustomize), else PATH, else ``kubectl
 kustomize``. No cluster is needed.
@@ -37,11 +40,13 @@ from hub.answers.cluster_status import consumer_groups
 from hub.pipeline.ingest_process import IngestProcess
 from hub.pipeline.topics import Topics, faust_specs
 from hub.settings import Settings
+from hubctl.acl import Acl, load_plan
 from hubctl.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
 SCHEMAS = KUBE / "schemas"
+ACL_FILE = ROOT / "deploy" / "kafka" / "acl.toml"
 OVERLAYS = ("dev", "production")
 #: the Kubernetes version the core objects are validated against (kubernetes-validate's schemas)
 K8S_VERSION = "1.32"
@@ -108,10 +113,11 @@ def rendered(overlay: str) -> list[Obj]:
 
 
 def one(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
-    found = [
-        o
-        for o in objects
-        if o["kind"] == kind and (name is None or o["metadata"]["name"].startswith(name))
+    """The object of ``kind`` named ``name`` (or, if none is, the one whose name starts with it:
+    kustomize's hash suffixes)."""
+    of_kind = [o for o in objects if o["kind"] == kind]
+    found = [o for o in of_kind if name is None or o["metadata"]["name"] == name] or [
+        o for o in of_kind if name is not None and o["metadata"]["name"].startswith(name)
     ]
     assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
@@ -192,6 +198,8 @@ def test_overlay_renders_every_part_the_operator_deploys(overlay: str) -> None:
         "Kafka",
         "KafkaNodePool",
         "KafkaTopic",
+        "KafkaUser",
+        "TriggerAuthentication",
         "StatefulSet",
         "PodDisruptionBudget",
         "ConfigMap",
@@ -215,6 +223,12 @@ MUTATIONS: list[tuple[str, str, list[str | int], Any]] = [
     ("KafkaTopic", "hub.case-events", ["spec", "partitions"], "eight"),
     ("KafkaTopic", "hub.case-events", ["spec", "replica"], 3),
     ("Kafka", "hub-kafka", ["spec", "kafka", "listeners", 0, "type"], "public"),
+    ("Kafka", "hub-kafka", ["spec", "kafka", "listeners", 0, "authentication", "type"], "scram"),
+    ("Kafka", "hub-kafka", ["spec", "kafka", "authorization", "superUser"], ["admin"]),
+    ("KafkaUser", "hub-worker", ["spec", "authorization", "acls", 0, "operations"], ["READ"]),
+    ("KafkaUser", "ncg", ["spec", "authorization", "acls", 0, "resource", "patternType"], "glob"),
+    ("KafkaUser", "keda", ["spec", "authentication", "type"], "scram-sha-256"),
+    ("TriggerAuthentication", "hub-kafka-keda", ["spec", "secretTargetRef", 0], {"key": "p"}),
     ("KafkaNodePool", "broker", ["spec", "roles"], ["worker"]),
     ("ScaledObject", "hub-worker", ["spec", "maxReplicaCount"], "8"),
     ("ScaledObject", "hub-worker", ["spec", "triggers", 0, "metadata"], "lag"),
@@ -336,15 +350,18 @@ def test_keda_watches_the_hubs_consumer_groups_on_the_cluster(overlay: str) -> N
     objects = rendered(overlay)
     settings = settings_of(objects)
     groups = consumer_groups(settings)  # what `hub status` and the lag checks read
-    triggers = one(objects, "ScaledObject")["spec"]["triggers"]
+    scaled = one(objects, "ScaledObject")
+    triggers = scaled["spec"]["triggers"]
     assert {t["metadata"]["consumerGroup"] for t in triggers} == set(groups)
+    host, port = settings.broker.rsplit(":", 1)
     for trigger in triggers:
         meta = trigger["metadata"]
         assert trigger["type"] == "kafka"
         assert meta["topic"] in groups[meta["consumerGroup"]]
-        assert meta["bootstrapServers"] == settings.broker
+        # KEDA's operator runs in its own namespace: the short service name would not resolve
+        # there (nor match the broker certificate), so the address names the hub's namespace
+        assert meta["bootstrapServers"] == f"{host}.{scaled['metadata']['namespace']}.svc:{port}"
     kafka = one(objects, "Kafka")
-    host, port = settings.broker.rsplit(":", 1)
     assert host == f"{kafka['metadata']['name']}-kafka-bootstrap"
     assert int(port) in {listener["port"] for listener in kafka["spec"]["kafka"]["listeners"]}
 
@@ -414,3 +431,264 @@ def test_production_commits_no_secret_and_dev_tokens_load() -> None:
     assert set(dev_secret["data"]) == {"tokens.toml", "notificaties-auth"}
     credentials = load_tokens_file(KUBE / "overlays" / "dev" / "tokens.toml")
     assert len(credentials) == 1
+
+
+# --- Kafka security: listener, KafkaUsers, credentials of the pods and of KEDA ----------------
+
+WRITES = {"Write", "All"}
+
+
+def kafka_users(objects: list[Obj]) -> dict[str, Obj]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == "KafkaUser"}
+
+
+def user_secret(objects: list[Obj], user: str) -> str:
+    """The Secret Strimzi's User Operator writes the user's password to."""
+    prefix = one(objects, "Kafka")["spec"].get("entityOperator", {}).get("userOperator", {})
+    return f"{prefix.get('secretPrefix', '')}{user}"
+
+
+def cluster_ca_secret(objects: list[Obj]) -> str:
+    return f"{one(objects, 'Kafka')['metadata']['name']}-cluster-ca-cert"
+
+
+def allowed(user: Obj, resource: str, name: str, operations: set[str]) -> bool:
+    """Whether a KafkaUser's ACLs allow one of ``operations`` on a resource (prefix rules too)."""
+    for acl in user["spec"]["authorization"]["acls"]:
+        target = acl["resource"]
+        if target["type"] != resource or acl.get("type", "allow") != "allow":
+            continue
+        if target.get("patternType", "literal") == "prefix":
+            matches = name.startswith(target["name"])
+        else:
+            matches = target["name"] in (name, "*")
+        if matches and operations & set(acl["operations"]):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_kafka_listener_requires_scram_over_tls_and_acls(overlay: str) -> None:
+    objects = rendered(overlay)
+    kafka = one(objects, "Kafka")["spec"]["kafka"]
+    # every listener (not only the one the hub uses): no way in without a password, none in clear
+    for listener in kafka["listeners"]:
+        assert listener.get("authentication", {}).get("type") == "scram-sha-512", listener["name"]
+        assert listener["tls"] is True, listener["name"]
+    assert kafka["authorization"]["type"] == "simple"
+    assert kafka["authorization"]["superUsers"] == ["admin"]  # docs/security.md
+    assert "admin" not in kafka_users(objects)  # no standing super-user password in the cluster
+    settings = settings_of(objects)
+    assert (settings.security_protocol, settings.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert int(settings.broker.rsplit(":", 1)[1]) in {lst["port"] for lst in kafka["listeners"]}
+
+
+def acls_of(users: dict[str, Obj]) -> set[Acl]:
+    """The KafkaUsers' ACL rules back in ``hubctl.acl``'s form (one binding per operation)."""
+    resources = {"topic": "TOPIC", "group": "GROUP", "transactionalId": "TRANSACTIONAL_ID"}
+    resources["cluster"] = "BROKER"
+    found = set()
+    for name, user in users.items():
+        for rule in user["spec"]["authorization"]["acls"]:
+            target = rule["resource"]
+            pattern = {"literal": "LITERAL", "prefix": "PREFIXED"}[
+                target.get("patternType", "literal")
+            ]
+            for operation in rule["operations"]:
+                kafka_op = "".join(f"_{c}" if c.isupper() else c.upper() for c in operation)
+                found.add(
+                    Acl(
+                        f"User:{name}",
+                        resources[target["type"]],
+                        target.get("name", "kafka-cluster"),
+                        pattern,
+                        kafka_op.lstrip("_"),
+                        rule.get("host", "*"),
+                    )
+                )
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_users_grant_exactly_what_hub_acl_apply_would(overlay: str) -> None:
+    objects = rendered(overlay)
+    users = kafka_users(objects)
+    plan = load_plan(ACL_FILE, settings_of(objects))
+    assert sorted(f"User:{u}" for u in users) == sorted(plan.principals)
+    assert acls_of(users) == set(plan.acls)
+    cluster = one(objects, "Kafka")["metadata"]["name"]
+    for name, user in users.items():
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}, name
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == cluster, name
+
+
+def agency_write_problems(objects: list[Obj]) -> list[str]:
+    """Where an agency's KafkaUser may write more than its own inbound topic (or none exists)."""
+    settings = settings_of(objects)
+    inbound = dict(Topics.from_settings(settings).agency_inbound)  # source -> its topic
+    topics = {t["spec"]["topicName"] for t in objects if t["kind"] == "KafkaTopic"}
+    agencies = {
+        source: user
+        for user in kafka_users(objects).values()
+        if (source := user["metadata"].get("annotations", {}).get("hub/case-event-source"))
+    }
+    problems = [f"{s}: no KafkaUser bound to it" for s in sorted(set(inbound) - set(agencies))]
+    for source, user in sorted(agencies.items()):
+        name = user["metadata"]["name"]
+        writable = {t for t in topics if allowed(user, "topic", t, WRITES)}
+        if writable != {inbound.get(source)}:
+            problems.append(f"{name} ({source}) may write {sorted(writable)}")
+        for rule in user["spec"]["authorization"]["acls"]:
+            prefixed = rule["resource"].get("patternType") == "prefix"
+            if (
+                rule["resource"]["type"] == "topic"
+                and prefixed
+                and WRITES & set(rule["operations"])
+            ):
+                problems.append(f"{name}: writes topics by prefix {rule['resource']['name']!r}")
+            if "Read" in rule["operations"] or "All" in rule["operations"]:
+                problems.append(f"{name}: may read {rule['resource']}")
+    return problems
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_agency_user_may_write_only_its_own_inbound_topic(overlay: str) -> None:
+    objects = rendered(overlay)
+    assert agency_write_problems(objects) == []
+    sources = {
+        u["metadata"].get("annotations", {}).get("hub/case-event-source")
+        for u in kafka_users(objects).values()
+    }
+    assert {"NCG", "IMG", "MUNICIPALITY", "HOUSING_CORPORATION"} <= sources
+
+
+def _topic_rule(name: str, operations: list[str], pattern: str = "literal") -> Obj:
+    return {
+        "resource": {"type": "topic", "name": name, "patternType": pattern},
+        "operations": operations,
+    }
+
+
+@pytest.mark.parametrize(
+    ("user", "rule"),
+    [
+        ("ncg", _topic_rule("hub.case-events.img", ["Write"])),  # another agency's topic
+        ("img", _topic_rule("hub.case-events", ["All"], "prefix")),  # every inbound, by prefix
+        ("municipality", _topic_rule("hub.case-events", ["Write"])),  # the shared inbound topic
+        ("housing", _topic_rule("hub.case-events.housing_corporation", ["Read"])),  # reading
+    ],
+)
+def test_the_agency_check_catches_a_wider_grant(user: str, rule: Obj) -> None:
+    objects = rendered("production")
+    kafka_users(objects)[user]["spec"]["authorization"]["acls"].append(rule)
+    problems = agency_write_problems(objects)
+    assert problems and all(p.startswith(user) for p in problems), problems
+
+
+def mounted_secret(pod: Obj, container: Obj, path: str) -> tuple[str, str]:
+    """(Secret name, key) of the file ``path`` in ``container`` (a secret volume mount)."""
+    for mount in container.get("volumeMounts", []):
+        root = mount["mountPath"].rstrip("/") + "/"
+        if not path.startswith(root):
+            continue
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert "secret" in volume, f"{path}: volume {volume['name']} is not a Secret"
+        relative = path.removeprefix(root)
+        items = volume["secret"].get("items")
+        key = next(i["key"] for i in items if i["path"] == relative) if items else relative
+        return volume["secret"]["secretName"], key
+    raise AssertionError(f"{path}: not in any volume of {container['name']}")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_and_ingress_log_in_as_their_kafka_users(overlay: str) -> None:
+    objects = rendered(overlay)
+    users = kafka_users(objects)
+    config_env = config(objects)
+    for kind, name, principal in (
+        ("StatefulSet", "hub-worker", "hub-worker"),
+        ("Deployment", "hub-http", "hub-ingress"),
+    ):
+        pod = one(objects, kind, name)["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        env = {**config_env, **{e["name"]: e["value"] for e in container["env"] if "value" in e}}
+        assert env["HUB_SASL_USERNAME"] == principal, name
+        assert principal in users, name
+        password = mounted_secret(pod, container, env["HUB_SASL_PASSWORD_FILE"])
+        assert password == (user_secret(objects, principal), "password"), name
+        ca = mounted_secret(pod, container, env["HUB_SSL_CA_FILE"])
+        assert ca == (cluster_ca_secret(objects), "ca.crt"), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_keda_logs_in_as_a_read_only_user_that_may_describe_its_groups(overlay: str) -> None:
+    objects = rendered(overlay)
+    users = kafka_users(objects)
+    for trigger in one(objects, "ScaledObject")["spec"]["triggers"]:
+        meta = trigger["metadata"]
+        assert (meta["sasl"], meta["tls"]) == ("scram_sha512", "enable")
+        auth = one(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])["spec"]
+        refs = {r["parameter"]: r for r in auth.get("configMapTargetRef", [])}
+        username = one(objects, "ConfigMap", refs["username"]["name"])["data"][
+            refs["username"]["key"]
+        ]
+        secrets = {r["parameter"]: (r["name"], r["key"]) for r in auth["secretTargetRef"]}
+        assert secrets["password"] == (user_secret(objects, username), "password")
+        assert secrets["ca"] == (cluster_ca_secret(objects), "ca.crt")
+        user = users[username]
+        assert allowed(user, "group", meta["consumerGroup"], {"Describe"}), meta["consumerGroup"]
+        assert allowed(user, "topic", meta["topic"], {"Describe"}), meta["topic"]
+        operations = {
+            op for acl in user["spec"]["authorization"]["acls"] for op in acl["operations"]
+        }
+        assert operations == {"Describe"}
+
+
+def secret_references(objects: list[Obj]) -> list[tuple[str, str | None, str]]:
+    """(Secret name, key or None, where) of every Secret the rendered objects make or read."""
+    refs: list[tuple[str, str | None, str]] = []
+    for obj in objects:
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["kind"] == "Secret":
+            refs.append((obj["metadata"]["name"], None, where))
+        template = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for volume in template.get("volumes", []):
+            if "secret" in volume:
+                keys = [i["key"] for i in volume["secret"].get("items", [])] or [None]
+                refs += [(volume["secret"]["secretName"], k, where) for k in keys]
+        for container in template.get("containers", []):
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    refs.append((source["secretRef"]["name"], None, where))
+            for env in container.get("env", []):
+                if ref := env.get("valueFrom", {}).get("secretKeyRef"):
+                    refs.append((ref["name"], ref["key"], where))
+        if obj["kind"] == "TriggerAuthentication":
+            refs += [(r["name"], r["key"], where) for r in obj["spec"].get("secretTargetRef", [])]
+    return refs
+
+
+def secret_clashes(objects: list[Obj]) -> list[str]:
+    """Secrets of the hub that Strimzi's User Operator would overwrite with a user's password."""
+    owned = {user_secret(objects, user) for user in kafka_users(objects)}
+    return [
+        f"{where}: {name} ({key})"
+        for name, key, where in secret_references(objects)
+        if name in owned and key != "password"
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_secret_of_the_hub_is_one_strimzi_writes_a_password_to(overlay: str) -> None:
+    # the User Operator owns the Secret <secretPrefix><user>: a Secret of the hub with that name
+    # (`hub-ingress`, the ingress's tokens, is also a principal's name) would be overwritten
+    assert secret_clashes(rendered(overlay)) == []
+
+
+def test_the_secret_check_catches_a_clash_without_the_prefix() -> None:
+    objects = rendered("production")
+    del one(objects, "Kafka")["spec"]["entityOperator"]["userOperator"]["secretPrefix"]
+    assert sorted(secret_clashes(objects)) == [
+        "Deployment/hub-http: hub-ingress (notificaties-auth)",
+        "Deployment/hub-http: hub-ingress (tokens.toml)",
+    ]
