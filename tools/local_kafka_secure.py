@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.settings import PROJECT_ROOT, Settings
-from tools.local_kafka import KafkaError, LocalKafka
+from tools.local_kafka import BrokerStatus, KafkaError, LocalKafka
 
 SECURE_HOME = PROJECT_ROOT / ".local" / "kafka-secure"
 DEFAULT_SECURE_BROKER = "localhost:19392"
@@ -199,6 +199,13 @@ class SecureLocalKafka(LocalKafka):
             libs.symlink_to(os.path.relpath(SHARED_LIBS, self.home))
         generate_tls(self.tls_dir, tuple(dict.fromkeys((self.host, *TLS_HOSTS))))
         ensure_passwords(self.credentials_dir, self.users)
+
+    def status(self, timeout: float = 5.0) -> BrokerStatus:
+        """Not reachable while this home has no CA or admin password yet (never started here):
+        a secure client cannot even be configured, let alone talk to whatever holds the port."""
+        if not (self.tls_dir / "ca.pem").is_file() or not self.password_file(ADMIN_USER).is_file():
+            return BrokerStatus(self.settings.broker, False, None, None, 0, 0, self.managed_pid())
+        return super().status(timeout)
 
     def start(self, wait_s: float = 90.0) -> Any:
         self.prepare()

@@ -75,6 +75,7 @@ from hub.contracts.normalised import NormalisedEvent
 from hub.pipeline.batches import MAX_BATCH_BYTES, encode_batches, group_by_partition
 from hub.pipeline.clients import consumer_config
 from hub.pipeline.state import DeliveryFailed
+from hub.pipeline.stuck import StuckProducerGuard
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -183,6 +184,15 @@ class ReleaseCheckpoint:
 
 CHECKPOINT_FILE = "ingest-release-checkpoint.json"
 
+#: commit errors that mean "these partitions are no longer yours" (see IngestStage._commit)
+_REBALANCED = {
+    KafkaError._ASSIGNMENT_LOST,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.FENCED_INSTANCE_ID,
+}
+
 
 def source_mismatch(claimed: str, bound: str) -> Rejection:
     """An event on one agency's inbound topic that claims another source (a spoof or a
@@ -223,6 +233,7 @@ class IngestStage:
         metrics_sink: Any = metrics,
         batch_max_bytes: int = MAX_BATCH_BYTES,
         checkpoint: ReleaseCheckpoint | None = None,
+        guard: StuckProducerGuard | None = None,
     ) -> None:
         self.settings = settings
         self.topics = Topics.from_settings(settings)
@@ -237,6 +248,7 @@ class IngestStage:
         # state records of the current batch, produced only after its outputs are durable
         self._state: list[tuple[str, bytes, bytes | None]] = []
         self._unflushed = False  # outputs produced since the last persist
+        self._guard = guard  # tells a stuck producer from an absent broker (hub.pipeline.stuck)
         self._checkpoint = (
             checkpoint
             if checkpoint is not None
@@ -275,7 +287,7 @@ class IngestStage:
                     if messages or self._state or self._unflushed:
                         self.persist()
                     if messages:
-                        consumer.commit(asynchronous=False)
+                        self._commit(consumer)
                 # asked to stop: releases read from the register since the last batch go out
                 # (no commit: an uncommitted batch is read again by the next owner)
                 self.persist()
@@ -369,6 +381,21 @@ class IngestStage:
             len(self.ingestor.register),
             self.ingestor.parked_count,
         )
+
+    def _commit(self, consumer: Consumer) -> None:
+        """Commit the batch's offsets; a commit refused because a rebalance took the partitions
+        away is not an error: the outputs are durable and the new owner reads the batch again
+        (exact repeats). Before, the child exited on it and was restarted (state re-read)."""
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            code = exc.args[0].code() if exc.args else None
+            if code not in _REBALANCED:
+                raise
+            log.warning(
+                "ingest: commit refused after a rebalance (%s); batch left to its owner",
+                exc.args[0].name(),
+            )
 
     def _follow_state(self, state: Consumer) -> None:
         messages = state.consume(num_messages=10_000, timeout=0)
@@ -599,6 +626,15 @@ class IngestStage:
             if not waiting:
                 log.warning("ingest: %d record(s) waiting for the broker", remaining)
                 waiting = True
+            if self._guard is not None and self._guard.stuck():
+                # a stuck producer (hub.pipeline.stuck): fail the batch; the restarted child
+                # has a new producer and reads the uncommitted batch again
+                self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+                self.producer.flush(1.0)
+                self._errors.append(f"{remaining} record(s) purged from a stuck producer")
+                break
+        if self._guard is not None:
+            self._guard.reset()
         if waiting:
             log.warning("ingest: broker reachable again, records acknowledged")
         if self._errors:

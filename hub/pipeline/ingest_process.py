@@ -90,11 +90,15 @@ def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> No
     from hub.logs import setup_logging
     from hub.pipeline.clients import producer_config
     from hub.pipeline.ingest import IngestStage
+    from hub.pipeline.stuck import StuckProducerGuard, broker_probe
 
     settings = Settings.model_validate_json(settings_json)
     setup_logging(level=settings.log_level, json=settings.log_json)
     stage = IngestStage(
-        settings, Producer(producer_config(settings)), metrics_sink=ForwardingMetrics(channel)
+        settings,
+        Producer(producer_config(settings)),
+        metrics_sink=ForwardingMetrics(channel),
+        guard=StuckProducerGuard(broker_probe(settings)),
     )
     channel.cancel_join_thread()  # exiting must never wait on undelivered metrics
     stop = threading.Event()

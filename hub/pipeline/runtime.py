@@ -36,6 +36,7 @@ from hub.pipeline.ops import WorkerOps
 from hub.pipeline.processors import AreaProcessor, CorrelateProcessor, StepResult
 from hub.pipeline.retry import FaultHook, StepRetry
 from hub.pipeline.state import BatchedTableWriter, DeliveryFailed
+from hub.pipeline.stuck import StuckProducerGuard, broker_probe
 from hub.pipeline.topics import AREA_TABLE, DOSSIER_TABLE, Topics, ensure_topics
 from hub.pipeline.topology import build_topology
 from hub.settings import Settings
@@ -91,10 +92,18 @@ class HubRuntime:
             ingest=self.ingest,
         )
         self.dossier_writer = BatchedTableWriter(
-            topology.dossiers, self._producer(), on_stall=self.ops.broker_stall("correlate")
+            topology.dossiers,
+            self._producer(),
+            on_stall=self.ops.broker_stall("correlate"),
+            guard=StuckProducerGuard(broker_probe(settings)),
+            new_producer=self._producer,
         )
         self.area_writer = BatchedTableWriter(
-            topology.areas, self._producer(), on_stall=self.ops.broker_stall("area")
+            topology.areas,
+            self._producer(),
+            on_stall=self.ops.broker_stall("area"),
+            guard=StuckProducerGuard(broker_probe(settings)),
+            new_producer=self._producer,
         )
         self.correlate_retry = StepRetry("correlate", self.readiness, on_retry=self._on_retry)
         self.area_retry = StepRetry("area", self.readiness, on_retry=self._on_retry)

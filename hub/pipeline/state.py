@@ -30,6 +30,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from rocksdict import WriteBatch
 
 from hub import metrics
+from hub.pipeline.stuck import StuckProducerGuard
 
 
 class DeliveryFailed(RuntimeError):
@@ -43,9 +44,14 @@ class BatchedTableWriter:
         producer: Producer,
         on_stall: Callable[[str | None], None] | None = None,
         stall_after_s: float = 5.0,
+        guard: StuckProducerGuard | None = None,
+        new_producer: Callable[[], Producer] | None = None,
     ) -> None:
         self.table = table
         self.producer = producer
+        # a producer stuck after the broker came back is replaced (hub.pipeline.stuck)
+        self.guard = guard
+        self.new_producer = new_producer
         self.on_stall = on_stall  # told while records wait for an unreachable broker
         self.stall_after_s = stall_after_s
         self._errors: list[str] = []
@@ -104,11 +110,29 @@ class BatchedTableWriter:
             if not stalled and self.on_stall is not None:
                 self.on_stall(f"{remaining} record(s) waiting for the broker")
             stalled = True
+            guarded = self.guard is not None and self.new_producer is not None
+            if guarded and await asyncio.to_thread(self._stuck):
+                await asyncio.to_thread(self._replace_producer, remaining)
+                break
+        if self.guard is not None:
+            self.guard.reset()
         if stalled and self.on_stall is not None:
             self.on_stall(None)
         if self._errors:
             errors, self._errors = self._errors[:5], []
             raise DeliveryFailed(f"records not delivered: {errors}")
+
+    def _stuck(self) -> bool:
+        return self.guard is not None and self.guard.stuck()
+
+    def _replace_producer(self, remaining: int) -> None:
+        """Purge the stuck producer (its records fail this attempt) and continue with a new one."""
+        assert self.new_producer is not None
+        old = self.producer
+        old.purge(in_queue=True, in_flight=True, blocking=False)
+        old.flush(1.0)  # serves the purged records' delivery reports
+        self.producer = self.new_producer()
+        self._errors.append(f"{remaining} record(s) purged from a stuck producer")
 
     def _on_changelog(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:

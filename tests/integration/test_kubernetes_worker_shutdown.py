@@ -73,7 +73,8 @@ def test_worker_pod_settings_start_serve_probes_and_stop_within_the_grace_period
             "HUB_APP_ID": hub.settings.app_id,
             "HUB_DATA_DIR": str(tmp_path / "data"),
             "HUB_METRICS_PORT": str(port),
-            "HUB_REPLICATION_FACTOR": "1",
+            "HUB_REPLICATION_FACTOR": "1",  # one broker here: RF and min ISR follow it
+            "HUB_MIN_INSYNC_REPLICAS": "1",
         }
         assert env["HUB_PARTITIONS"] == "8"  # the manifest's, as the StatefulSet runs it
         log = (tmp_path / "worker0.log").open("ab")

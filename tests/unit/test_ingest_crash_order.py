@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from hub.contracts.events import set_occurred_at_bounds
 from hub.pipeline.batches import decode_batch
@@ -356,3 +356,21 @@ def test_without_a_checkpoint_a_restart_sends_every_building_case_again(tmp_path
     b.stage.persist()
     _start(broker, tmp_path / "wiped").stage.persist()  # a new worker: no checkpoint file
     assert _released_to_new_address(broker) == 2  # an exact repeat, which the engine drops
+
+
+class _RefusingConsumer:
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def commit(self, asynchronous: bool = True) -> None:
+        raise KafkaException(KafkaError(self.code))
+
+
+def test_a_commit_refused_after_a_rebalance_leaves_the_batch_to_its_new_owner(
+    tmp_path: Path,
+) -> None:
+    stage = _start(Broker(), tmp_path).stage
+    for code in (KafkaError._ASSIGNMENT_LOST, KafkaError.ILLEGAL_GENERATION):
+        stage._commit(_RefusingConsumer(code))  # type: ignore[arg-type]  # no exit: not an error
+    with pytest.raises(KafkaException):  # anything else still ends the child (restarted)
+        stage._commit(_RefusingConsumer(KafkaError._TRANSPORT))  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ import pytest
 from hub.health import Readiness
 from hub.pipeline.retry import FaultHook, InjectedFault, StepRetry
 from hub.pipeline.state import BatchedTableWriter, DeliveryFailed
+from hub.pipeline.stuck import StuckProducerGuard
 
 
 def _ready() -> Readiness:
@@ -89,6 +90,14 @@ class _FakeProducer:
     def produce(self, topic: str, key: Any = None, value: Any = None, **kw: Any) -> None:
         self.log.append(("produce", topic))
         self.pending.append((topic, kw.get("on_delivery"), kw.get("partition")))
+
+    def purge(self, **kw: Any) -> None:
+        self.log.append(("purge", None))
+        for topic, callback, _partition in self.pending:
+            if callback is not None:
+                callback(_Err(), _Msg(topic, 0, -1))
+        self.pending.clear()
+        self.stalls = 0
 
     def flush(self, timeout: float) -> int:
         self.log.append(("flush", None))
@@ -180,3 +189,51 @@ def test_flush_waits_for_the_broker_however_long_and_says_so() -> None:
     assert stalls[0] is not None and "waiting for the broker" in stalls[0]
     assert stalls[-1] is None
     assert producer.log.count(("flush", None)) == 4
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_guard_never_calls_a_producer_stuck_while_the_broker_is_away() -> None:
+    clock, answers = _Clock(), [False]
+    guard = StuckProducerGuard(lambda: answers[0], after_s=30, reachable_for_s=15, clock=clock)
+    for clock.now in range(0, 600, 5):  # ten minutes of outage
+        assert not guard.stuck()
+    answers[0] = True  # the broker is back, the producer still delivers nothing
+    clock.now = 600
+    assert not guard.stuck()  # just came back: give librdkafka its chance
+    clock.now = 616
+    assert guard.stuck()
+
+
+def test_guard_starts_over_for_each_wait() -> None:
+    clock = _Clock()
+    guard = StuckProducerGuard(lambda: True, after_s=30, reachable_for_s=0, clock=clock)
+    assert not guard.stuck()
+    clock.now = 29
+    assert not guard.stuck()
+    guard.reset()  # everything acknowledged
+    clock.now = 40
+    assert not guard.stuck()  # a new wait: 0 s old
+
+
+def test_a_stuck_producer_is_replaced_and_the_batch_attempt_fails() -> None:
+    stuck = _FakeProducer(stalls=10**6)  # never delivers on its own
+    fresh = _FakeProducer()
+    guard = StuckProducerGuard(lambda: True, after_s=0, reachable_for_s=0)
+    writer = _writer(stuck, stall_after_s=0.0, guard=guard, new_producer=lambda: fresh)
+    writer.produce("dossiers", b"k", b"dossier")
+    with pytest.raises(DeliveryFailed, match="stuck producer"):
+        asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
+    assert ("purge", None) in stuck.log
+    assert ("rocksdb", None) not in stuck.log  # state untouched: the retry re-derives it all
+    assert writer.producer is fresh
+    writer.produce("dossiers", b"k", b"dossier")  # the retried attempt goes through
+    asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
+    assert ("produce", "changelog") in fresh.log
+    assert ("rocksdb", None) in stuck.log  # the table's log (the fake table shares it)
