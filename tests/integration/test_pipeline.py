@@ -156,10 +156,6 @@ def test_restart_mid_stream_loses_no_transition(broker: str, tmp_path: Path, wip
 
 
 @pytest.mark.slow
-# KNOWN DEFECT (2026-12-02): about 1 run in 4 under load, two workers started together either
-# stall in their first rebalance or miss a few firing alerts, with no error logged. Under
-# investigation; one rerun keeps CI from blocking on it, a second failure still fails.
-@pytest.mark.flaky(reruns=1)
 def test_two_workers_share_partitions_and_match_one(broker: str, tmp_path: Path) -> None:
     sim = simulate(addresses=300, events=3000, seed=5)
     oracle = run_oracle(sim)
