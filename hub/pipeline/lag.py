@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from hub.pipeline.clients import admin_config, consumer_config
 from hub.settings import Settings
@@ -30,12 +31,33 @@ def committed_offsets(
         reader.close()
 
 
+#: errors of a partition whose leader is being elected (a topic just created, a broker restarting)
+_TRANSIENT = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+}
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaException) and bool(exc.args) and exc.args[0].code() in _TRANSIENT
+
+
+@retry(
+    retry=retry_if_exception(_transient),
+    wait=wait_exponential(multiplier=0.2, max=2.0),
+    stop=stop_after_delay(30),
+    reraise=True,
+)
 def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """(topic, partition) → messages not yet committed by ``group`` (uncommitted = all).
 
     Committed offsets are read with a consumer of that group id that never subscribes (so it
     never joins the group), not with ``AdminClient.list_consumer_group_offsets``: librdkafka
-    crashed the process (SIGSEGV) in that call while a fresh broker was still starting.
+    crashed the process (SIGSEGV) in that call while a fresh broker was still starting. A
+    partition without a leader for a moment (just created) is asked again, up to 30 s.
     """
     from confluent_kafka import Consumer
 
