@@ -17,7 +17,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-kafka_app = typer.Typer(help="The local single-node Kafka (KRaft).", no_args_is_help=True)
+kafka_app = typer.Typer(
+    help="The local Kafka (KRaft): one node, the --secure one, or a --brokers 3 cluster.",
+    no_args_is_help=True,
+)
 app.add_typer(kafka_app, name="kafka")
 
 
