@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from hub.contracts.codec import AvroCodec, ConfluentSchemaRegistry
 from hub.pipeline.clients import consumer_config
-from hub.pipeline.lag import pipeline_lag
+from hub.pipeline.lag import group_lag, pipeline_lag
 from hub.pipeline.topics import Topics, delete_topics, ensure_topics
 from hub.settings import Settings
 
@@ -129,7 +129,24 @@ class HubUnderTest:
             else:
                 zero_since = None
             time.sleep(0.5)
-        raise AssertionError(f"not caught up after {timeout}s:\n{self.logs()}")
+        raise AssertionError(
+            f"not caught up after {timeout}s; lag per group and partition "
+            f"(non-zero): {self.lag_detail()}\n{self.logs()}"
+        )
+
+    def lag_detail(self) -> dict[str, dict[str, int]]:
+        """Which group is stuck on which partitions: the first thing to know about a stall."""
+        topics = Topics.from_settings(self.settings)
+        groups = {
+            f"{self.settings.app_id}-ingest": topics.inbound(self.settings.shared_inbound),
+            self.settings.app_id: [topics.normalised, topics.area_updates],
+        }
+        return {
+            group: {
+                f"{t}[{p}]": n for (t, p), n in group_lag(self.settings, group, names).items() if n
+            }
+            for group, names in groups.items()
+        }
 
     def read(self, topic: str) -> list[Any]:
         """Every message of ``topic`` now, all partitions, in partition order."""
