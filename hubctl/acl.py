@@ -215,23 +215,22 @@ def current_acls(admin: Any, principals: Iterable[str], timeout: float = 30.0) -
 
 
 def _binding(acl: Acl) -> Any:
-    from confluent_kafka.admin import AclBinding, AclPermissionType
+    from confluent_kafka.admin import AclBinding
 
-    return AclBinding(
-        acl.resource,
-        acl.name,
-        acl.pattern,
-        acl.principal,
-        acl.host,
-        acl.operation,
-        AclPermissionType.ALLOW,
-    )
+    return _allow(AclBinding, acl)
 
 
 def _filter(acl: Acl) -> Any:
-    from confluent_kafka.admin import AclBindingFilter, AclPermissionType
+    """The filter that matches exactly ``acl`` (what delete_acls takes)."""
+    from confluent_kafka.admin import AclBindingFilter
 
-    return AclBindingFilter(
+    return _allow(AclBindingFilter, acl)
+
+
+def _allow(kind: Any, acl: Acl) -> Any:
+    from confluent_kafka.admin import AclPermissionType
+
+    return kind(
         acl.resource,
         acl.name,
         acl.pattern,
