@@ -75,7 +75,7 @@ from hub.contracts.normalised import NormalisedEvent
 from hub.pipeline.batches import MAX_BATCH_BYTES, encode_batches, group_by_partition
 from hub.pipeline.clients import consumer_config
 from hub.pipeline.state import DeliveryFailed
-from hub.pipeline.stuck import StuckProducerGuard
+from hub.pipeline.stuck import StuckProducerGuard, purge_stuck
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -629,9 +629,7 @@ class IngestStage:
             if self._guard is not None and self._guard.stuck():
                 # a stuck producer (hub.pipeline.stuck): fail the batch; the restarted child
                 # has a new producer and reads the uncommitted batch again
-                self.producer.purge(in_queue=True, in_flight=True, blocking=False)
-                self.producer.flush(1.0)
-                self._errors.append(f"{remaining} record(s) purged from a stuck producer")
+                self._errors.append(purge_stuck(self.producer, remaining))
                 break
         if self._guard is not None:
             self._guard.reset()

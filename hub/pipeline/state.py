@@ -30,7 +30,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from rocksdict import WriteBatch
 
 from hub import metrics
-from hub.pipeline.stuck import StuckProducerGuard
+from hub.pipeline.stuck import StuckProducerGuard, purge_stuck
 
 
 class DeliveryFailed(RuntimeError):
@@ -128,11 +128,8 @@ class BatchedTableWriter:
     def _replace_producer(self, remaining: int) -> None:
         """Purge the stuck producer (its records fail this attempt) and continue with a new one."""
         assert self.new_producer is not None
-        old = self.producer
-        old.purge(in_queue=True, in_flight=True, blocking=False)
-        old.flush(1.0)  # serves the purged records' delivery reports
+        self._errors.append(purge_stuck(self.producer, remaining))
         self.producer = self.new_producer()
-        self._errors.append(f"{remaining} record(s) purged from a stuck producer")
 
     def _on_changelog(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
@@ -30,6 +31,16 @@ from hub.settings import Settings
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], bool]
+
+
+def purge_stuck(producer: Any, remaining: int) -> str:
+    """Drop what a stuck producer still holds; its records' delivery reports say they failed.
+
+    Returns the error line the caller adds to its batch's failures (the batch is retried).
+    """
+    producer.purge(in_queue=True, in_flight=True, blocking=False)
+    producer.flush(1.0)  # serves the purged records' delivery reports
+    return f"{remaining} record(s) purged from a stuck producer"
 
 
 def broker_probe(settings: Settings, timeout_s: float = 5.0) -> Probe:
