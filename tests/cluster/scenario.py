@@ -12,10 +12,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from hub.contracts.codec import AvroCodec
 from hub.pipeline.batches import partition_of
+from hub.pipeline.clients import consumer_config
+from hub.pipeline.topics import AREA_TABLE
 from tests.cluster.broker import ClusterBroker
 from tests.faults.compare import (
     Comparison,
@@ -143,8 +147,14 @@ class ClusterRun(FaultRun):
         address key whose dossier or FIRING alert differs (a failover bug concentrates on the
         partitions the lost worker owned; an ingest bug spreads over all)."""
         cmp = super().judge()
+        evidence: Path | str
+        try:  # evidence only: never hides the comparison
+            evidence = self.write_area_evidence()
+        except Exception as exc:
+            evidence = f"not written: {exc!r}"
         if cmp.clean:
             return cmp
+        cmp.examples.append(f"area evidence: {evidence}")
         oracle = self.oracle()
         codec = AvroCodec()
         latest: dict[str, dict[str, Any]] = {}
@@ -178,6 +188,61 @@ class ClusterRun(FaultRun):
         )
         cmp.examples.append("differing keys: " + ", ".join(sorted(keys)))
         return cmp
+
+    def write_area_evidence(self) -> Path:
+        """Every area update and every area-table changelog record, with partition and offset,
+        to ``area-evidence.txt`` in the run's directory: whether an update never reached the
+        area state (skipped) or a later state lost a member (stale read) shows in it."""
+        app = self.hub.settings.app_id
+        changelog = f"{app}-{AREA_TABLE}-changelog"
+        lines = ["# area-updates: partition offset area address flag group event"]
+        for p, offset, _key, value in self.read_positioned(self.topics.area_updates):
+            u = orjson.loads(value) if value else {}
+            lines.append(
+                f"U {p} {offset} {u.get('area')} {u.get('address_key')} "
+                f"{int(bool(u.get('has_firing_signal')))} {u.get('steering_group')} "
+                f"{u.get('event_id')}"
+            )
+        lines.append(f"# {changelog}: partition offset area members...")
+        for p, offset, key, value in self.read_positioned(changelog):
+            members = sorted(orjson.loads(value)[2]) if value else []
+            area = key.decode() if key else ""
+            lines.append(f"C {p} {offset} {area} {len(members)} {' '.join(members)}")
+        path = self.hub.root / "area-evidence.txt"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def read_positioned(
+        self, topic: str, timeout: float = 60.0
+    ) -> list[tuple[int, int, bytes | None, bytes | None]]:
+        """(partition, offset, key, value) of ``topic`` up to its current end."""
+        consumer = Consumer(consumer_config(self.hub.settings, f"{self.hub.settings.app_id}-ev"))
+        try:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is None or meta.error is not None:
+                return []
+            ends: dict[int, int] = {}
+            for p in meta.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high > low:
+                    ends[p] = high
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+            out: list[tuple[int, int, bytes | None, bytes | None]] = []
+            deadline = time.monotonic() + timeout
+            positions = {p: -1 for p in ends}
+            while any(positions[p] + 1 < ends[p] for p in ends) and time.monotonic() < deadline:
+                for msg in consumer.consume(2000, timeout=0.5):
+                    p, offset = msg.partition(), msg.offset()
+                    if msg.error() is not None or p is None or offset is None:
+                        continue
+                    positions[p] = max(positions[p], offset)
+                    out.append((p, offset, msg.key(), msg.value()))
+                for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+                    if tp.offset >= ends[tp.partition]:
+                        positions[tp.partition] = ends[tp.partition] - 1
+            return sorted(out, key=lambda r: (r[0], r[1]))
+        finally:
+            consumer.close()
 
     def acked(self) -> int:
         return len(self.publisher.acked) if self.publisher is not None else 0

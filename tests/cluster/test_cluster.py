@@ -263,7 +263,8 @@ def test_kill_one_of_three_workers_wiped_then_replaced(
         fault,
         workers=3,
         rate=800.0,
-        worker_env={"HUB_STANDBY_REPLICAS": "1"},
+        # INFO: Faust's assignment and recovery tables, for a failure's post-mortem
+        worker_env={"HUB_STANDBY_REPLICAS": "1", "HUB_LOG_LEVEL": "INFO"},
     )
     assert_passed(report)
 
