@@ -17,9 +17,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from hub.contracts.codec import AvroCodec
-from hub.pipeline.batches import partition_of
+from hub.engine.dossier import Dossier
+from hub.pipeline.batches import decode_batch, partition_of
 from hub.pipeline.clients import consumer_config
-from hub.pipeline.topics import AREA_TABLE
+from hub.pipeline.topics import AREA_TABLE, DOSSIER_TABLE
 from tests.cluster.broker import ClusterBroker
 from tests.faults.compare import (
     Comparison,
@@ -187,6 +188,11 @@ class ClusterRun(FaultRun):
             f"differing address keys by inbound partition: {dict(sorted(parts.items()))}"
         )
         cmp.examples.append("differing keys: " + ", ".join(sorted(keys)))
+        try:
+            bare = sorted({k.split(" ")[0] for k in keys if k.split(" ")[0]})[:40]
+            cmp.examples.append(f"dossier evidence: {self.write_dossier_evidence(bare)}")
+        except Exception as exc:  # evidence only
+            cmp.examples.append(f"dossier evidence not written: {exc!r}")
         return cmp
 
     def write_area_evidence(self) -> Path:
@@ -209,6 +215,30 @@ class ClusterRun(FaultRun):
             area = key.decode() if key else ""
             lines.append(f"C {p} {offset} {area} {len(members)} {' '.join(members)}")
         path = self.hub.root / "area-evidence.txt"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def write_dossier_evidence(self, keys: list[str]) -> Path:
+        """For each key: every normalised event of it (partition, offset, event id) and every
+        dossier changelog record (partition, offset, the event ids it holds), to
+        ``dossier-evidence.txt``: an event never normalised (ingest), normalised but never in a
+        state (skipped), or in a state and gone from a later one (stale read) shows in it."""
+        wanted = set(keys)
+        app = self.hub.settings.app_id
+        lines = ["# N: normalised partition offset key source:event_id"]
+        for p, offset, _key, value in self.read_positioned(self.topics.normalised):
+            if value is None:
+                continue
+            for ev in decode_batch(value):
+                if ev.address_key in wanted:
+                    lines.append(f"N {p} {offset} {ev.address_key} {ev.source}:{ev.event_id}")
+        lines.append("# C: dossiers changelog partition offset key event_ids held")
+        for p, offset, key, value in self.read_positioned(f"{app}-{DOSSIER_TABLE}-changelog"):
+            k = key.decode() if key else ""
+            if k in wanted and value is not None:
+                held = sorted(f"{src}:{eid}" for src, eid in Dossier.from_bytes(value).recent)
+                lines.append(f"C {p} {offset} {k} {' '.join(held)}")
+        path = self.hub.root / "dossier-evidence.txt"
         path.write_text("\n".join(lines) + "\n")
         return path
 
