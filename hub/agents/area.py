@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 
 import faust
 
+from hub.pipeline.trace import batch_done
+
 
 def register(
     app: faust.App,
@@ -21,3 +23,4 @@ def register(
     async def areas(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.05):  # type: ignore[attr-defined]
             await step([(event.message.partition, event.value) for event in batch])
+            batch_done("area", batch)

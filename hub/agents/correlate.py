@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 
 import faust
 
+from hub.pipeline.trace import batch_done
+
 MAX_MESSAGES = 32
 WITHIN_S = 0.01
 
@@ -27,3 +29,4 @@ def register(
     async def correlate(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(MAX_MESSAGES, within=WITHIN_S):  # type: ignore[attr-defined]
             await step([(event.message.partition, event.value) for event in batch])
+            batch_done("correlate", batch)

@@ -30,6 +30,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from rocksdict import WriteBatch
 
 from hub import metrics
+from hub.pipeline import trace
 from hub.pipeline.stuck import StuckProducerGuard, purge_stuck
 
 
@@ -94,6 +95,14 @@ class BatchedTableWriter:
                 data: Any = self.table.data
                 batch.put(data.offset_key, str(offset).encode())
             self.db(partition).write(batch)
+            if trace.ENABLED:
+                trace.log.warning(
+                    "trace %s persisted p%d keys=%d changelog-offset=%s",
+                    self.table.name,
+                    partition,
+                    len(items),
+                    offset,
+                )
 
     async def flush(self) -> None:
         """Wait until every queued record is acknowledged or failed, however long that takes.

@@ -264,7 +264,7 @@ def test_kill_one_of_three_workers_wiped_then_replaced(
         workers=3,
         rate=800.0,
         # INFO: Faust's assignment and recovery tables, for a failure's post-mortem
-        worker_env={"HUB_STANDBY_REPLICAS": "1", "HUB_LOG_LEVEL": "INFO"},
+        worker_env={"HUB_STANDBY_REPLICAS": "1", "HUB_LOG_LEVEL": "INFO", "HUB_TRACE_BATCHES": "1"},
     )
     assert_passed(report)
 
