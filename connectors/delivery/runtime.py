@@ -54,6 +54,9 @@ H_OUTCOME = "hub.delivery.outcome"
 H_FIRST_ATTEMPT = "hub.delivery.first_attempt_at"
 H_NOTIFICATION_ID = "hub.delivery.notification_id"
 DEAD_LETTER_REASON = "DELIVERY_FAILED"
+#: Longest wait for the broker to acknowledge a dead letter, and for the final flush on SIGTERM
+#: (deploy/kubernetes/base/delivery.yaml's terminationGracePeriodSeconds covers both).
+FLUSH_TIMEOUT_S = 30.0
 
 
 def _now_ms() -> int:
@@ -298,7 +301,7 @@ class SubscriptionWorker:
                 headers=headers,
                 on_delivery=done,
             )
-            remaining = await asyncio.to_thread(self.shared.producer.flush, 30)
+            remaining = await asyncio.to_thread(self.shared.producer.flush, FLUSH_TIMEOUT_S)
             if remaining == 0 and not errors:
                 break
             log.warning(
@@ -365,7 +368,7 @@ class Deliverer:
                     await worker.stop()
                 self.workers.clear()
                 poller.cancel()
-                await asyncio.to_thread(producer.flush, 30)
+                await asyncio.to_thread(producer.flush, FLUSH_TIMEOUT_S)
 
     async def _poll_producer(self, producer: Producer, stop: asyncio.Event) -> None:
         while not stop.is_set():

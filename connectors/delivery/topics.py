@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from hub.pipeline.clients import admin_config
 from hub.pipeline.topics import COMPACTED
 from hub.settings import Settings
 
@@ -56,7 +57,9 @@ def ensure_delivery_topics(
 ) -> list[str]:
     """Create the missing delivery topics; return the names created."""
     topics = DeliveryTopics.from_settings(settings)
-    admin = AdminClient({"bootstrap.servers": settings.broker, "log_level": 0})
+    # the client security settings too: on a SASL_SSL broker (Kubernetes) a bare client would
+    # not get past the listener, and `hub deliver` would never start
+    admin = AdminClient(admin_config(settings, log_level=0))
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [
         NewTopic(

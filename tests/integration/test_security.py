@@ -9,9 +9,11 @@ topic prefix with ``hub acl apply`` and works as the principals the file describ
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -19,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.kafka_publish import publish
 from connectors.simulator import simulate
 from hub.contracts.deadletter import parse_dead_letter
 from hub.oracle import run_oracle
-from hub.pipeline.clients import consumer_config, producer_config
+from hub.pipeline.clients import admin_config, consumer_config, producer_config
 from hub.security import confluent_security
 from hub.settings import Settings
 from tests.integration.pipeline_harness import (
@@ -91,9 +93,15 @@ def world(secure_kafka: SecureLocalKafka, tmp_path: Path) -> Iterator[HubUnderTe
         yield hub
 
 
-def _hub_cli(hub: HubUnderTest, user: str, kafka: SecureLocalKafka, *args: str) -> str:
+def _hub_cli(
+    hub: HubUnderTest,
+    user: str,
+    kafka: SecureLocalKafka,
+    *args: str,
+    extra_env: dict[str, str] | None = None,
+) -> str:
     """Run ``hub <args>`` as ``user`` for this hub's prefix; its whole output (must succeed)."""
-    env = {**hub.env(0), **kafka.client_env(user)}
+    env = {**hub.env(0), **kafka.client_env(user), **(extra_env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "hubctl", *args],
         env=env,
@@ -129,13 +137,13 @@ def _produce_one(settings: Settings, topic: str, idempotent: bool = True) -> Kaf
 REFUSED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
 
 
-def _read_error(settings: Settings, topic: str) -> int | None:
+def _read_error(settings: Settings, topic: str, group_prefix: str = "hub-reader-") -> int | None:
     """Fetch from ``topic`` partition 0; the error code the broker answered (None = allowed).
 
     A principal without any group right is refused at the group already
     (GROUP_AUTHORIZATION_FAILED); one with group rights at the topic.
     """
-    group = f"hub-reader-{uuid.uuid4().hex[:6]}"
+    group = f"{group_prefix}{uuid.uuid4().hex[:6]}"
     consumer = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
     try:
         consumer.subscribe([topic])  # (assign() waits silently on an unauthorized topic)
@@ -355,3 +363,145 @@ def test_hub_status_with_a_wrong_password_says_authentication_failed_without_the
     assert "authentication failed as 'hub-worker'" in output, output
     assert wrong not in output
     _assert_no_secret(output, secure_kafka)
+
+
+def _readyz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def _wait(check: Any, timeout: float, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"hub deliver exited {proc.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_hub_deliver_runs_as_hub_delivery_which_may_do_nothing_else_that_matters(
+    world: HubUnderTest, secure_kafka: SecureLocalKafka
+) -> None:
+    """``hub deliver`` as the ``hub-delivery`` principal (deploy/kafka/acl.toml, the KafkaUser of
+    deploy/kubernetes/base/delivery.yaml): creates its topics on first start, becomes ready,
+    delivers a signal, dead-letters what a receiver refuses, writes its log and stops on SIGTERM.
+    The same principal may not write inbound, output or subscription topics, nor read dossiers,
+    inbound or the hub's dead letters, nor create other topics."""
+    from connectors.delivery.store import read_dead_letters, read_log, read_subscriptions
+    from hub.contracts.codec import AvroCodec
+    from hub.delivery.secrets import new_key
+    from tests.integration.pipeline_harness import _with_pdeathsig
+    from tests.integration.test_delivery import Receiver, signal_record
+
+    key = new_key()
+    delivery_env = {
+        "HUB_DELIVERY_SECRET_KEY": key,
+        "HUB_DELIVERY_ALLOW_NETWORKS": '["127.0.0.0/8"]',
+        "HUB_DELIVERY_MAX_ATTEMPTS": "2",
+        "HUB_DELIVERY_BACKOFF_INITIAL_S": "0.1",
+        "HUB_DELIVERY_BACKOFF_MAX_S": "0.2",
+        "HUB_DELIVERY_BACKOFF_JITTER_S": "0",
+        "SUB_AUTH": "Bearer secure-delivery-test",
+    }
+    port = _free_port()
+    log = world.root / "deliver.log"
+    with Receiver() as ok, Receiver(lambda n: 500) as bad:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                _with_pdeathsig([sys.executable, "-m", "hubctl", "deliver"], True),
+                env={
+                    **world.env(0),
+                    **secure_kafka.client_env("hub-delivery"),
+                    **delivery_env,
+                    "HUB_METRICS_PORT": str(port),
+                    "HUB_LOG_LEVEL": "INFO",
+                },
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        world.processes.append(proc)
+        # ready = it created the subscriptions and log topics and read them to their end
+        _wait(lambda: _readyz(port) == 200, 180, "/readyz 200", proc, log)
+        for sub_id, receiver in (("ok", ok), ("bad", bad)):
+            _hub_cli(
+                world,
+                "admin",
+                secure_kafka,
+                *("subscriptions", "add", sub_id, "--callback", receiver.url),
+                *("--channel", "hub-signalen", "--auth-env", "SUB_AUTH"),
+                extra_env=delivery_env,
+            )
+        admin = _as(world, secure_kafka, "admin")
+        assert set(read_subscriptions(admin)) == {"ok", "bad"}
+        time.sleep(2)  # the supervisor starts both workers (their groups) before the records
+        worker = Producer(producer_config(_as(world, secure_kafka, "hub-worker")))
+        codec = AvroCodec()
+        for version in (1, 2):
+            record = signal_record("fp-secure", version)
+            worker.produce(
+                world.topics.signals, key=b"GRONINGEN", value=codec.encode("Alert", record)
+            )
+        assert worker.flush(30) == 0
+
+        _wait(lambda: len(ok.delivered()) == 2, 180, "two deliveries", proc, log)
+        _wait(
+            lambda: len(read_dead_letters(admin, "bad", timeout_s=10)) == 2,
+            180,
+            "two dead letters",
+            proc,
+            log,
+        )
+        assert [m["kenmerken"]["version"] for m in ok.delivered()] == ["1", "2"]
+        assert len(bad.requests) == 4  # two attempts per notification
+        rss = _rss_mib(proc.pid)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()[-3000:]
+        stopped_s = time.monotonic() - started
+    entries = read_log(admin)
+    assert entries["ok"].to_record()["delivered_total"] == 2, entries["ok"].to_record()
+    print(f"\nhub deliver (2 subscriptions): RSS {rss:.0f} MiB, SIGTERM to exit {stopped_s:.1f} s")
+    text = log.read_text()
+    assert "Bearer secure-delivery-test" not in text
+    _assert_no_secret(text, secure_kafka)
+
+    # ... and nothing else that matters
+    d = _as(world, secure_kafka, "hub-delivery")
+    refused = KafkaError.TOPIC_AUTHORIZATION_FAILED
+    inbound = dict(world.topics.agency_inbound)
+    own_groups = f"{world.settings.app_id}-delivery-"
+    for topic in (
+        world.topics.case_events,
+        inbound["NCG"],
+        world.topics.signals,  # no forged alerts
+        world.topics.dossiers,
+        f"{world.settings.topic_prefix}delivery-subscriptions",  # no subscriptions of its own
+    ):
+        wrote = _produce_one(d, topic)
+        assert wrote is not None and wrote.code() == refused, topic
+    assert _read_error(d, world.topics.signals, own_groups) is None  # control: its own channel
+    for topic in (world.topics.dossiers, inbound["NCG"], world.topics.dead_letter):
+        assert _read_error(d, topic, own_groups) == refused, topic
+    assert _read_error(d, world.topics.signals) == KafkaError.GROUP_AUTHORIZATION_FAILED
+    admin_client = AdminClient(admin_config(d))  # kept: its futures fail once it is collected
+    creating = admin_client.create_topics(
+        [NewTopic(f"{world.settings.topic_prefix}not-delivery", 1, 1)]
+    )
+    with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+        next(iter(creating.values())).result(30)

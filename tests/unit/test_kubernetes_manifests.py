@@ -35,8 +35,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from connectors.delivery.runtime import FLUSH_TIMEOUT_S
+from connectors.delivery.topics import DeliveryTopics, group_id
 from hub import metrics
 from hub.answers.cluster_status import consumer_groups
+from hub.delivery.config import DeliverySettings
 from hub.pipeline.ingest_process import IngestProcess
 from hub.pipeline.topics import Topics, faust_specs
 from hub.settings import Settings
@@ -233,6 +236,8 @@ MUTATIONS: list[tuple[str, str, list[str | int], Any]] = [
     ("ScaledObject", "hub-worker", ["spec", "maxReplicaCount"], "8"),
     ("ScaledObject", "hub-worker", ["spec", "triggers", 0, "metadata"], "lag"),
     ("PodMonitor", "hub-worker", ["spec", "podMetricsEndpoints"], {"port": "metrics"}),
+    ("Deployment", "hub-delivery", ["spec", "template", "spec", "containers", 0, "envFrm"], []),
+    ("PodMonitor", "hub-delivery", ["spec", "selector", "matchLabel"], {}),
     ("PrometheusRule", "hub-alerts", ["spec", "groups", 0, "rules"], "none"),
 ]
 
@@ -299,16 +304,47 @@ def settings_of(objects: list[Obj]) -> Settings:
     return Settings.model_validate(fields)
 
 
+def env_of(objects: list[Obj], container: Obj) -> dict[str, str]:
+    """The variables a container gets with a literal value: its ConfigMaps', then its own."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(one(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return env
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_hub_variable_set_is_one_the_hub_reads(overlay: str) -> None:
-    # Settings ignores unknown HUB_* variables, so a misspelt one would silently do nothing
+    # Settings ignores unknown HUB_* variables, so a misspelt one would silently do nothing;
+    # HUB_DELIVERY_* ones (hub/delivery/config.py) count only where `hub deliver` runs
     objects = rendered(overlay)
-    names = set(config(objects))
+    known = {f"HUB_{f.upper()}" for f in Settings.model_fields} | EXTRA_ENV
+    delivery = {f"HUB_DELIVERY_{f.upper()}" for f in DeliverySettings.model_fields}
+    unknown = sorted(n for n in config(objects) if n.startswith("HUB_") and n not in known)
+    deliverers = 0
     for obj in objects:
         for container in _containers(obj):
-            names.update(e["name"] for e in container.get("env", []))
-    known = {f"HUB_{f.upper()}" for f in Settings.model_fields} | EXTRA_ENV
-    assert sorted(n for n in names if n.startswith("HUB_") and n not in known) == []
+            is_deliver = container["command"][:2] == ["hub", "deliver"]
+            deliverers += is_deliver
+            names = set(env_of(objects, container)) | {e["name"] for e in container.get("env", [])}
+            allowed_here = known | delivery if is_deliver else known
+            unknown += [
+                f"{container['name']}: {n}"
+                for n in sorted(names - allowed_here)
+                if n.startswith("HUB_")
+            ]
+            if is_deliver:  # and the values parse
+                env = env_of(objects, container)
+                DeliverySettings.model_validate(
+                    {
+                        n.removeprefix("HUB_DELIVERY_").lower(): v
+                        for n, v in env.items()
+                        if n in delivery
+                    }
+                )
+    assert unknown == []
+    assert deliverers == 1
     settings_of(objects)  # and every value parses
 
 
@@ -377,6 +413,13 @@ def test_containers_run_real_hub_commands(overlay: str) -> None:
             assert result.exit_code == 0, f"{command}: {result.output}"
 
 
+def test_delivery_grace_period_covers_a_dead_letter_and_the_final_flush() -> None:
+    delivery = one(rendered("production"), "Deployment", "hub-delivery")
+    grace = delivery["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    # a dead letter's flush may still run when SIGTERM comes, then the final flush
+    assert grace >= 2 * FLUSH_TIMEOUT_S
+
+
 def test_worker_grace_period_covers_the_ingest_childs_stop_timeout() -> None:
     worker = one(rendered("production"), "StatefulSet", "hub-worker")
     grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
@@ -405,12 +448,28 @@ def _status(port: int, path: str) -> int:
         return exc.code
 
 
-def test_worker_probes_hit_what_the_health_server_serves(
-    metrics_server: tuple[int, Any],
+def pod_monitor_of(objects: list[Obj], pod: Obj) -> Obj:
+    """The one PodMonitor whose selector picks the pods of ``pod`` (a workload)."""
+    labels = pod["spec"]["template"]["metadata"]["labels"]
+    found = [
+        m
+        for m in objects
+        if m["kind"] == "PodMonitor"
+        and m["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    ]
+    assert len(found) == 1, f"{pod['metadata']['name']}: {len(found)} PodMonitors select it"
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"), [("StatefulSet", "hub-worker"), ("Deployment", "hub-delivery")]
+)
+def test_probes_and_scraping_hit_what_the_health_server_serves(
+    metrics_server: tuple[int, Any], kind: str, name: str
 ) -> None:
     objects = rendered("production")
-    worker = one(objects, "StatefulSet", "hub-worker")
-    container = worker["spec"]["template"]["spec"]["containers"][0]
+    workload = one(objects, kind, name)
+    container = workload["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     port, _ = metrics_server
     liveness = container["livenessProbe"]["httpGet"]
@@ -418,7 +477,7 @@ def test_worker_probes_hit_what_the_health_server_serves(
     assert ports[liveness["port"]] == ports[readiness["port"]] == settings_of(objects).metrics_port
     assert _status(port, liveness["path"]) == 200
     assert _status(port, readiness["path"]) == 503  # not ready must mean 503, not 404
-    monitor = one(objects, "PodMonitor")["spec"]["podMetricsEndpoints"][0]
+    monitor = pod_monitor_of(objects, workload)["spec"]["podMetricsEndpoints"][0]
     assert monitor["port"] in ports
     assert _status(port, monitor["path"]) == 200
 
@@ -585,6 +644,76 @@ def test_the_agency_check_catches_a_wider_grant(user: str, rule: Obj) -> None:
     assert problems and all(p.startswith(user) for p in problems), problems
 
 
+def delivery_grant_problems(objects: list[Obj]) -> list[str]:
+    """Where the hub-delivery KafkaUser may do less than ``hub deliver`` needs, or more than it
+    needs on the hub's topics (names from connectors/delivery/topics.py and hub.pipeline)."""
+    settings = settings_of(objects)
+    user = kafka_users(objects)["hub-delivery"]
+    hub_topics = Topics.from_settings(settings)
+    own = DeliveryTopics.from_settings(settings)
+    sources = {hub_topics.signals, hub_topics.contact_routing}  # the two channels' topics
+    needs = [
+        *[("topic", t, "Read") for t in sources],
+        ("group", group_id(settings, "any-subscription"), "Read"),
+        ("group", f"{settings.app_id}-delivery-supervisor", "Read"),
+        ("topic", own.subscriptions, "Read"),
+        ("topic", own.log, "Read"),
+        ("topic", own.log, "Write"),
+        ("topic", own.dead_letter("any-subscription"), "Write"),
+        *[("topic", t, "Create") for t in own.specs(("any-subscription",))],
+        # hub.pipeline.topics.wait_for_topics at start: metadata of every hub and Faust topic
+        *[("topic", t, "Describe") for t in hub_topics.specs(settings.partitions)],
+        *[("topic", t, "Describe") for t in faust_specs(settings)],
+    ]
+    problems = [f"may not {op} {kind} {name}" for kind, name, op in needs]
+    problems = [
+        p
+        for p, (kind, name, op) in zip(problems, needs, strict=True)
+        if not allowed(user, kind, name, {op})
+    ]
+    # no record of any other hub topic, no write to any of them, no other group
+    for topic in {t["spec"]["topicName"] for t in objects if t["kind"] == "KafkaTopic"}:
+        if topic not in sources and allowed(user, "topic", topic, {"Read", "All"}):
+            problems.append(f"may read {topic}")
+        if allowed(user, "topic", topic, WRITES | {"Create", "Delete", "Alter"}):
+            problems.append(f"may write or change {topic}")
+    if allowed(user, "topic", own.subscriptions, WRITES):
+        problems.append(f"may write {own.subscriptions} (add subscriptions)")
+    for group in (settings.app_id, f"{settings.app_id}-answers", f"{settings.app_id}-ingest"):
+        if allowed(user, "group", group, {"Read", "All"}):
+            problems.append(f"may join group {group}")
+    return problems
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_delivery_user_may_do_what_hub_deliver_needs_and_no_more(overlay: str) -> None:
+    assert delivery_grant_problems(rendered(overlay)) == []
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        _topic_rule("hub.", ["Read"], "prefix"),  # every hub topic's records
+        _topic_rule("hub.case-events", ["Write"]),  # the shared inbound topic
+        _topic_rule("hub.delivery-subscriptions", ["Write"]),  # adding subscriptions
+    ],
+)
+def test_the_delivery_check_catches_a_wider_grant(rule: Obj) -> None:
+    objects = rendered("production")
+    kafka_users(objects)["hub-delivery"]["spec"]["authorization"]["acls"].append(rule)
+    assert delivery_grant_problems(objects) != []
+
+
+def test_the_delivery_check_catches_a_missing_grant() -> None:
+    objects = rendered("production")
+    acls = kafka_users(objects)["hub-delivery"]["spec"]["authorization"]["acls"]
+    acls[:] = [a for a in acls if a["resource"]["type"] != "group"]
+    assert delivery_grant_problems(objects) == [
+        "may not Read group hub-delivery-any-subscription",
+        "may not Read group hub-delivery-supervisor",
+    ]
+
+
 def mounted_secret(pod: Obj, container: Obj, path: str) -> tuple[str, str]:
     """(Secret name, key) of the file ``path`` in ``container`` (a secret volume mount)."""
     for mount in container.get("volumeMounts", []):
@@ -601,13 +730,14 @@ def mounted_secret(pod: Obj, container: Obj, path: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_worker_and_ingress_log_in_as_their_kafka_users(overlay: str) -> None:
+def test_worker_ingress_and_delivery_log_in_as_their_kafka_users(overlay: str) -> None:
     objects = rendered(overlay)
     users = kafka_users(objects)
     config_env = config(objects)
     for kind, name, principal in (
         ("StatefulSet", "hub-worker", "hub-worker"),
         ("Deployment", "hub-http", "hub-ingress"),
+        ("Deployment", "hub-delivery", "hub-delivery"),
     ):
         pod = one(objects, kind, name)["spec"]["template"]["spec"]
         (container,) = pod["containers"]
@@ -689,6 +819,7 @@ def test_the_secret_check_catches_a_clash_without_the_prefix() -> None:
     objects = rendered("production")
     del one(objects, "Kafka")["spec"]["entityOperator"]["userOperator"]["secretPrefix"]
     assert sorted(secret_clashes(objects)) == [
+        "Deployment/hub-delivery: hub-delivery (secret-key)",
         "Deployment/hub-http: hub-ingress (notificaties-auth)",
         "Deployment/hub-http: hub-ingress (tokens.toml)",
     ]
