@@ -548,12 +548,20 @@ PROCESSING_RETRIES = Counter(
     ["stage", "error"],
     registry=REGISTRY,
 )
+INPUT_GAPS = Counter(
+    "hub_input_gap_messages",
+    "Input messages the consumer skipped (committed, never processed) that a stage found missing "
+    "from its stored input offset and processed late (hub.pipeline.gaps).",
+    ["stage"],
+    registry=REGISTRY,
+)
 INGEST_RESTARTS = Counter(
     "hub_ingest_restarts",
     "Times the worker restarted its ingest child process after it exited unasked.",
     registry=REGISTRY,
 )
 for _stage in STAGES:
+    INPUT_GAPS.labels(_stage)
     for _error in RETRY_ERRORS:
         PROCESSING_RETRIES.labels(_stage, _error)
 
@@ -561,6 +569,11 @@ for _stage in STAGES:
 def record_processing_retry(stage: str, error: str) -> None:
     """Count one retry of ``stage``'s current batch after an exception of kind ``error``."""
     _child(PROCESSING_RETRIES, (safe_label(stage, STAGES), safe_label(error, RETRY_ERRORS))).inc()
+
+
+def record_input_gap(stage: str, messages: int) -> None:
+    """Count ``messages`` skipped input messages ``stage`` found and processed late."""
+    _child(INPUT_GAPS, (safe_label(stage, STAGES),)).inc(messages)
 
 
 def record_ingest_restart() -> None:

@@ -16,11 +16,11 @@ from hub.pipeline.trace import batch_done
 def register(
     app: faust.App,
     topic: faust.TopicT,
-    step: Callable[[list[tuple[int, bytes]]], Awaitable[None]],
+    step: Callable[[list[tuple[int, int, bytes]]], Awaitable[None]],
 ) -> None:
     # take_events is faust-streaming's, missing from its StreamT stubs
     @app.agent(topic, name="hub.area", concurrency=1)
     async def areas(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(500, within=0.05):  # type: ignore[attr-defined]
-            await step([(event.message.partition, event.value) for event in batch])
+            await step([(e.message.partition, e.message.offset, e.value) for e in batch])
             batch_done("area", batch)

@@ -22,11 +22,11 @@ WITHIN_S = 0.01
 def register(
     app: faust.App,
     topic: faust.TopicT,
-    step: Callable[[list[tuple[int, bytes]]], Awaitable[None]],
+    step: Callable[[list[tuple[int, int, bytes]]], Awaitable[None]],
 ) -> None:
     # take_events is faust-streaming's, missing from its StreamT stubs
     @app.agent(topic, name="hub.correlate", concurrency=1)
     async def correlate(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(MAX_MESSAGES, within=WITHIN_S):  # type: ignore[attr-defined]
-            await step([(event.message.partition, event.value) for event in batch])
+            await step([(e.message.partition, e.message.offset, e.value) for e in batch])
             batch_done("correlate", batch)

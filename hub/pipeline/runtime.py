@@ -28,8 +28,9 @@ from hub.contracts.privacy import redacting
 from hub.engine.config import RulesConfig, load_config
 from hub.engine.lifecycle import Transition
 from hub.health import Readiness
-from hub.pipeline.clients import producer_config
+from hub.pipeline.clients import consumer_config, producer_config
 from hub.pipeline.correlate import OutputTopics
+from hub.pipeline.gaps import NEXT_INPUT_KEY, GapFiller, Message, next_input_writes, plain_consumer
 from hub.pipeline.ingest_process import IngestProcess
 from hub.pipeline.lag import GroupWatch
 from hub.pipeline.ops import WorkerOps
@@ -105,6 +106,10 @@ class HubRuntime:
             guard=StuckProducerGuard(broker_probe(settings)),
             new_producer=self._producer,
         )
+        # messages the consumer skipped (committed, never processed) are found and processed
+        gap_consumer = plain_consumer(consumer_config(settings, f"{settings.app_id}-gaps"))
+        self.correlate_gaps = GapFiller("correlate", self.topics.normalised, gap_consumer)
+        self.area_gaps = GapFiller("area", self.topics.area_updates, gap_consumer)
         self.correlate_retry = StepRetry("correlate", self.readiness, on_retry=self._on_retry)
         self.area_retry = StepRetry("area", self.readiness, on_retry=self._on_retry)
         self.fault = FaultHook(settings.fault_correlate_errors)
@@ -145,17 +150,29 @@ class HubRuntime:
         return IngestService
 
     # -- steps (what the agents call) ----------------------------------------------------
-    async def process_normalised_many(self, messages: list[tuple[int, bytes]]) -> None:
-        """Correlate ``messages``, retrying the same messages until it succeeds."""
+    async def process_normalised_many(self, messages: list[Message]) -> None:
+        """Correlate ``messages`` (partition, offset, value), retrying the same messages until
+        it succeeds."""
         await self.correlate_retry.run(lambda: self._correlate_once(messages))
 
-    async def process_area_updates(self, updates: list[tuple[int, bytes]]) -> None:
-        """Fold area updates, retrying the same updates until it succeeds."""
+    async def process_area_updates(self, updates: list[Message]) -> None:
+        """Fold area updates (partition, offset, value), retrying until it succeeds."""
         await self.area_retry.run(lambda: self._areas_once(updates))
 
-    async def _correlate_once(self, messages: list[tuple[int, bytes]]) -> None:
+    async def _complete(
+        self, gaps: GapFiller, writer: BatchedTableWriter, messages: list[Message]
+    ) -> list[Message]:
+        """``messages`` plus any its partitions skipped (:mod:`hub.pipeline.gaps`)."""
+        missing = gaps.find(messages, writer.get_many)
+        if not missing:
+            return messages
+        return await asyncio.to_thread(gaps.fill, messages, missing)
+
+    async def _correlate_once(self, batch: list[Message]) -> None:
         writer = self.dossier_writer
-        result = self.correlator.process(messages, writer)
+        messages = await self._complete(self.correlate_gaps, writer, batch)
+        result = self.correlator.process([(p, v) for p, _o, v in messages], writer)
+        _with_next_input(result, messages)
         _produce(writer, result)
         self.fault.check()  # test-only: fails here, with outputs produced and nothing persisted
         await writer.persist(result.writes)
@@ -171,8 +188,10 @@ class HubRuntime:
         if result.rejected:
             metrics.record_rejected(result.rejected)
 
-    async def _areas_once(self, updates: list[tuple[int, bytes]]) -> None:
-        result = self.area_processor.process(updates, self.area_writer)
+    async def _areas_once(self, batch: list[Message]) -> None:
+        updates = await self._complete(self.area_gaps, self.area_writer, batch)
+        result = self.area_processor.process([(p, v) for p, _o, v in updates], self.area_writer)
+        _with_next_input(result, updates)
         _produce(self.area_writer, result)
         await self.area_writer.persist(result.writes)
         self._account("area", 0, Counter(), 0, result.transitions, result.firing_delta)
@@ -208,6 +227,12 @@ class HubRuntime:
         if emitted:
             metrics.record_emitted(emitted)
             metrics.adjust_firing(firing)
+
+
+def _with_next_input(result: StepResult, messages: list[Message]) -> None:
+    """Store each partition's next input offset with the batch's state writes."""
+    for partition, value in next_input_writes(messages).items():
+        result.writes.setdefault(partition, {})[NEXT_INPUT_KEY] = value
 
 
 def _produce(writer: BatchedTableWriter, result: StepResult) -> None:

@@ -25,7 +25,7 @@ from hub.pipeline.topics import (
 from hub.security import sasl_password, ssl_context, uses_sasl, uses_tls
 from hub.settings import Settings
 
-Step = Callable[[list[tuple[int, bytes]]], Awaitable[None]]
+Step = Callable[[list[tuple[int, int, bytes]]], Awaitable[None]]  # partition, offset, value
 
 # Faust's RocksDB defaults (3 x 64 MiB write buffers and a 2 GiB block cache per partition
 # database, 2 tables x N partitions of them) let memory grow past 1 GB at 250k addresses. Dossiers

@@ -1,0 +1,126 @@
+"""Skipped input messages are found from the stored next input offset and processed late."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hub import metrics
+from hub.pipeline.gaps import (
+    NEXT_INPUT_KEY,
+    GapFetchFailed,
+    GapFiller,
+    missing_offsets,
+    next_input_writes,
+)
+
+
+def test_a_jump_past_the_expected_offset_is_a_gap() -> None:
+    assert missing_offsets(44, [65, 66, 67]) == list(range(44, 65))
+
+
+def test_a_gap_inside_the_batch_is_found_too() -> None:
+    assert missing_offsets(10, [10, 11, 14, 15]) == [12, 13]
+
+
+def test_a_replay_below_the_expected_offset_is_no_gap() -> None:
+    assert missing_offsets(50, [40, 41, 42]) == []
+    assert missing_offsets(50, [48, 49, 50, 51]) == []
+
+
+def test_a_partition_without_a_stored_offset_is_trusted() -> None:
+    assert missing_offsets(None, [65, 66]) == []
+
+
+def test_the_next_input_offset_is_the_highest_offset_plus_one_per_partition() -> None:
+    messages = [(5, 65, b"a"), (5, 71, b"b"), (2, 3, b"c"), (5, 66, b"d")]
+    assert next_input_writes(messages) == {5: b"72", 2: b"4"}
+
+
+class _Msg:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self._offset, self._value = offset, value
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+
+class _Consumer:
+    """A partition log from ``low`` on; hands out what follows the assigned offset."""
+
+    def __init__(self, log: dict[int, bytes], low: int = 0) -> None:
+        self.log, self.low = log, low
+        self.position = 0
+        self.assigned: list[Any] = []
+
+    def assign(self, tps: list[Any]) -> None:
+        self.assigned = tps
+        self.position = max(tps[0].offset, self.low)
+
+    def unassign(self) -> None:
+        self.assigned = []
+
+    def consume(self, n: int, timeout: float) -> list[_Msg]:
+        out = [_Msg(o, self.log[o]) for o in sorted(self.log) if o >= self.position][:n]
+        if out:
+            self.position = out[-1].offset() + 1
+        return out
+
+    def get_watermark_offsets(self, tp: Any, timeout: float) -> tuple[int, int]:
+        return self.low, max(self.log) + 1
+
+    def close(self) -> None:
+        pass
+
+
+def _stored(expected: int | None) -> Any:
+    def read(partition: int, keys: list[bytes]) -> list[bytes | None]:
+        assert keys == [NEXT_INPUT_KEY]
+        return [None if expected is None else str(expected).encode()]
+
+    return read
+
+
+def test_skipped_messages_are_read_and_put_before_the_batch_in_offset_order() -> None:
+    log = {o: f"m{o}".encode() for o in range(40, 72)}
+    filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log), timeout_s=2)
+    batch = [(5, 65, b"m65"), (5, 66, b"m66")]
+    before = metrics.INPUT_GAPS.labels("correlate")._value.get()
+    missing = filler.find(batch, _stored(44))
+    assert missing == {5: list(range(44, 65))}
+    out = filler.fill(batch, missing)
+    assert [o for _p, o, _v in out] == list(range(44, 67))
+    assert all(v == f"m{o}".encode() for _p, o, v in out)
+    assert filler.filled == 21
+    assert metrics.INPUT_GAPS.labels("correlate")._value.get() - before == 21
+
+
+def test_a_batch_without_a_gap_needs_no_read() -> None:
+    filler = GapFiller("area", "hub.area-updates", lambda: pytest.fail("no read expected"))
+    batch = [(1, 7, b"x"), (1, 8, b"y")]
+    assert filler.find(batch, _stored(7)) == {}
+    assert filler.find(batch, _stored(None)) == {}
+
+
+def test_an_unreadable_skipped_message_fails_the_attempt_so_it_is_retried() -> None:
+    log = {o: b"m" for o in (44, 45, 47)}  # 46 not there (yet)
+    filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log), timeout_s=0.3)
+    with pytest.raises(GapFetchFailed, match="not readable"):
+        filler.fill([(0, 48, b"m")], {0: [44, 45, 46, 47]})
+
+
+def test_skipped_messages_already_deleted_by_retention_are_left_out_with_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = {o: f"m{o}".encode() for o in range(46, 50)}
+    filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log, low=46), 0.3)
+    out = filler.fill([(0, 49, b"m49")], {0: [44, 45, 46, 47, 48]})
+    assert [o for _p, o, _v in out] == [46, 47, 48, 49]
+    assert "deleted before processing" in caplog.text
