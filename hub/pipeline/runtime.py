@@ -13,6 +13,7 @@ runs under its own :class:`StepRetry`, so an error never lets Faust commit an un
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
 
 from hub import metrics
 from hub.contracts.codec import AvroCodec, get_codec
@@ -30,9 +31,16 @@ from hub.engine.lifecycle import Transition
 from hub.health import Readiness
 from hub.pipeline.clients import consumer_config, producer_config
 from hub.pipeline.correlate import OutputTopics
-from hub.pipeline.gaps import NEXT_INPUT_KEY, GapFiller, Message, next_input_writes, plain_consumer
+from hub.pipeline.gaps import (
+    NEXT_INPUT_KEY,
+    GapFiller,
+    Message,
+    next_expected,
+    next_input_writes,
+    plain_consumer,
+)
 from hub.pipeline.ingest_process import IngestProcess
-from hub.pipeline.lag import GroupWatch
+from hub.pipeline.lag import GroupWatch, committed_offsets
 from hub.pipeline.ops import WorkerOps
 from hub.pipeline.processors import AreaProcessor, CorrelateProcessor, StepResult
 from hub.pipeline.retry import FaultHook, StepRetry
@@ -43,6 +51,9 @@ from hub.pipeline.topology import build_topology
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: How often a worker looks for messages skipped at the end of its partitions (seconds).
+TAIL_GAP_EVERY_S = 15.0
 
 
 @dataclass
@@ -114,6 +125,9 @@ class HubRuntime:
         self.area_retry = StepRetry("area", self.readiness, on_retry=self._on_retry)
         self.fault = FaultHook(settings.fault_correlate_errors)
         self.app.timer(1.0)(self.ops.tick)
+        # one step at a time per stage: the agent's batches and the tail-gap sweep
+        self._locks = {"correlate": asyncio.Lock(), "area": asyncio.Lock()}
+        self.app.timer(TAIL_GAP_EVERY_S)(self.sweep_tail_gaps)
         self.app.service(self._ingest_service())
 
     def _producer(self) -> Producer:
@@ -153,11 +167,65 @@ class HubRuntime:
     async def process_normalised_many(self, messages: list[Message]) -> None:
         """Correlate ``messages`` (partition, offset, value), retrying the same messages until
         it succeeds."""
-        await self.correlate_retry.run(lambda: self._correlate_once(messages))
+        async with self._locks["correlate"]:
+            await self.correlate_retry.run(lambda: self._correlate_once(messages))
 
     async def process_area_updates(self, updates: list[Message]) -> None:
         """Fold area updates (partition, offset, value), retrying until it succeeds."""
-        await self.area_retry.run(lambda: self._areas_once(updates))
+        async with self._locks["area"]:
+            await self.area_retry.run(lambda: self._areas_once(updates))
+
+    async def sweep_tail_gaps(self) -> None:
+        """Process messages skipped at the end of a partition (a Faust timer).
+
+        A skipped message is normally found when a later message of its partition arrives
+        (:mod:`hub.pipeline.gaps`); a partition that receives nothing more would keep it
+        waiting. So, outside rebalances and recovery, any partition this worker owns whose
+        committed offset is past its stored next input offset gets the messages in between
+        processed now. (The committed offset never passes the stored one otherwise: a batch's
+        state is persisted before Faust may commit it.)
+        """
+        tables: Any = self.app.tables  # faust's TableManager (its stubs lack .recovery)
+        if self.app.rebalancing or not tables.recovery.completed.is_set():
+            return
+        stages = {
+            self.topics.normalised: ("correlate", self.correlate_gaps, self.dossier_writer),
+            self.topics.area_updates: ("area", self.area_gaps, self.area_writer),
+        }
+        owned = [TopicPartition(t, p) for t, p in sorted(self._actives()) if t in stages]
+        if not owned:
+            return
+        try:
+            committed = await asyncio.to_thread(
+                committed_offsets, self.settings, self.settings.app_id, owned
+            )
+        except Exception as exc:  # broker away: the next sweep asks again
+            log.debug("tail-gap sweep: committed offsets unavailable: %s", type(exc).__name__)
+            return
+        for (topic, partition), offset in committed.items():
+            stage, gaps, writer = stages[topic]
+            async with self._locks[stage]:
+                if (
+                    self.app.rebalancing
+                    or not tables.recovery.completed.is_set()
+                    or (topic, partition) not in self._actives()
+                ):
+                    return  # the assignment moved on: the next sweep looks again
+                expected = next_expected(writer.get_many, partition)
+                if expected is None or offset <= expected:
+                    continue
+                missing = {partition: list(range(expected, offset))}
+                try:
+                    messages = await asyncio.to_thread(gaps.fill, [], missing)
+                except Exception as exc:  # unreadable now (broker away): the next sweep retries
+                    log.warning("tail-gap sweep of %s: %s", stage, exc)
+                    continue
+                once = self._correlate_once if stage == "correlate" else self._areas_once
+                retry = self.correlate_retry if stage == "correlate" else self.area_retry
+                await retry.run(functools.partial(once, messages))
+
+    def _actives(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives()}
 
     async def _complete(
         self, gaps: GapFiller, writer: BatchedTableWriter, messages: list[Message]
