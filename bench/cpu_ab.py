@@ -208,6 +208,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--one", action="store_true", help="one run with the importable hub")
     parser.add_argument("--base", type=Path, help="the other source tree (A)")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="more trees to interleave (instead of this one)",
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--prepare", action="store_true", help="pickle the quick workload")
@@ -226,14 +233,19 @@ def main() -> None:
     trees = {"new": ROOT}
     if args.base is not None:
         trees = {"base": args.base.resolve(), "new": ROOT}
+    if args.tree:
+        trees = {"base": args.base.resolve()} if args.base is not None else {}
+        for spec in args.tree:
+            name, _, directory = spec.partition("=")
+            trees[name] = Path(directory).resolve()
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
     for i in range(args.runs):
-        order = list(trees) if i % 2 == 0 else list(reversed(trees))  # alternate who goes first
+        order = list(trees)[i % len(trees) :] + list(trees)[: i % len(trees)]  # rotate
         for name in order:
             r = _run_tree(trees[name], args.events)
             runs[name].append(r)
             print(
-                f"{name:4} ingest {r['ingest_us']:7.2f} correlate {r['correlate_us']:7.2f} "
+                f"{name:6} ingest {r['ingest_us']:7.2f} correlate {r['correlate_us']:7.2f} "
                 f"µs/event  digest {r['digest']}",
                 flush=True,
             )
@@ -242,7 +254,7 @@ def main() -> None:
         cor = statistics.median(r["correlate_us"] for r in rs)
         digests = sorted({r["digest"] for r in rs})
         print(
-            f"median {name:4} (n={len(rs)}): ingest {ing:.1f}, correlate {cor:.1f}, "
+            f"median {name:6} (n={len(rs)}): ingest {ing:.1f}, correlate {cor:.1f}, "
             f"sum {ing + cor:.1f} µs/event; digests {digests}"
         )
 

@@ -7,7 +7,16 @@ table co-partitioned: all events (and so all table writes) of one address key al
 same partition. The partition is CRC-32 of the address key modulo the partition count: any stable
 hash works because nothing else derives table partitions from keys (the table is written only from
 this topic), and CRC-32 runs in C (pure-Python murmur2 cost 20 µs per key).
-The format is internal and versioned: ``{"v": 1, "events": [NormalisedEvent as object, ...]}``.
+The format is internal and versioned. Version 2 (written): positional rows,
+``{"v": 2, "fields": ["event_id", ...], "events": [[value, ...], ...]}``, ``fields`` naming the
+columns in order (the ``NormalisedEvent`` fields). Version 1 (still read, written before issue
+17): ``{"v": 1, "events": [NormalisedEvent as object, ...]}``. Rows instead of objects halve the
+bytes, make the one ``orjson.dumps`` per message about 4x cheaper and let the worker build each
+event positionally (measured: decode about 2x cheaper). A message whose ``fields`` differ from
+this version's (another release's writer) is read by name; an unknown field makes it unreadable.
+During a rolling upgrade from a worker that reads only version 1, run the new version on every
+worker before the ingest children produce version 2 (stop all, start all), or the old workers
+dead-letter the new batches as ``BAD_INTERNAL_BATCH``.
 """
 
 from __future__ import annotations
@@ -16,12 +25,19 @@ import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any
 
 import orjson
 
 from hub.contracts.normalised import NormalisedEvent
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1  # objects instead of rows: still read
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NormalisedEvent))
+_FIELD_LIST = list(FIELDS)
+_row = attrgetter(*FIELDS)  # event -> tuple of its field values, in FIELDS order (one C call)
 MAX_EVENTS_PER_MESSAGE = 2000
 #: Byte bound of one batch message: half the ``normalised`` topic's max.message.bytes (8 MiB,
 #: hub.pipeline.topics), leaving room for record overhead and a later, larger event format.
@@ -62,17 +78,19 @@ def encode_batches(
     ``on_oversized(event, size)`` (the ingest stage dead-letters it); this never raises.
     """
     for start in range(0, len(events), max_events):
-        yield from _within(events[start : start + max_events], max_bytes, on_oversized)
+        part = events[start : start + max_events]
+        yield from _within(part, [_row(e) for e in part], max_bytes, on_oversized)
 
 
 def _within(
     events: list[NormalisedEvent],
+    rows: list[tuple[Any, ...]],
     max_bytes: int,
     on_oversized: Callable[[NormalisedEvent, int], None] | None,
 ) -> Iterator[bytes]:
     """One ``orjson.dumps`` per message in the common case (one C call: encoding event by event
     was measured 5x slower); a message over ``max_bytes`` is halved until its parts fit."""
-    payload = orjson.dumps({"v": FORMAT_VERSION, "events": events})
+    payload = orjson.dumps({"v": FORMAT_VERSION, "fields": _FIELD_LIST, "events": rows})
     if len(payload) <= max_bytes:
         yield payload
     elif len(events) == 1:
@@ -83,15 +101,29 @@ def _within(
             log.error("left out a normalised event of %d bytes: over %d", size, max_bytes)
     else:
         middle = len(events) // 2
-        yield from _within(events[:middle], max_bytes, on_oversized)
-        yield from _within(events[middle:], max_bytes, on_oversized)
+        yield from _within(events[:middle], rows[:middle], max_bytes, on_oversized)
+        yield from _within(events[middle:], rows[middle:], max_bytes, on_oversized)
 
 
 def decode_batch(raw: bytes) -> list[NormalisedEvent]:
+    """The events of one batch message, version 2 or 1; raises :class:`BatchFormatError`."""
     try:
         payload = orjson.loads(raw)
-        if payload.get("v") != FORMAT_VERSION:
-            raise BatchFormatError(f"unsupported batch format version {payload.get('v')!r}")
-        return [NormalisedEvent(**item) for item in payload["events"]]
-    except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
+        version = payload.get("v")
+        if version == FORMAT_VERSION:
+            names, rows = payload["fields"], payload["events"]
+            # every row a list of one value per field (C-level checks: a short row would
+            # otherwise take the fields' defaults silently)
+            if rows and (set(map(type, rows)) != {list} or set(map(len, rows)) != {len(names)}):
+                raise BatchFormatError("unreadable batch message: rows do not match the fields")
+            event = NormalisedEvent
+            if names == _FIELD_LIST:
+                return [event(*row) for row in rows]
+            return [event(**dict(zip(names, row, strict=True))) for row in rows]
+        if version == LEGACY_FORMAT_VERSION:
+            return [NormalisedEvent(**item) for item in payload["events"]]
+        raise BatchFormatError(f"unsupported batch format version {version!r}")
+    except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError, ValueError) as exc:
+        if isinstance(exc, BatchFormatError):
+            raise
         raise BatchFormatError(f"unreadable batch message: {exc}") from exc
