@@ -100,8 +100,8 @@ class _Generator:
         lines = [f"def {function}(out, record):", "    get = record.get"]
         for field in schema["fields"]:
             value = self.var()
-            name, default = self.const(field["name"]), self.const(field.get("default"))
-            lines.append(f"    {value} = get({name}, {default})")
+            key, default = self.const(field["name"]), self.const(field.get("default"))
+            lines.append(f"    {value} = get({key}, {default})")
             lines.extend(self.emit(field["type"], value, "    "))
         self.sources.append("\n".join(lines))
         self.open.discard(name)
