@@ -365,7 +365,7 @@ class AvroCodec:
                     )
                 append(_read(raw, offset, plan))
             except DecodeError as exc:
-                append(exc)
+                append(_as_value(exc))
         return out
 
     def iter_decode(
@@ -375,7 +375,29 @@ class AvroCodec:
             try:
                 yield self.decode(raw, expected)[1]
             except DecodeError as exc:
-                yield exc
+                yield _as_value(exc)
+
+
+def _as_value(exc: DecodeError) -> DecodeError:
+    """A decode error returned as a value, without the tracebacks of it and its causes.
+
+    A traceback holds the frames up to the batch call, and with them the batch's lists, which
+    hold the error: a reference cycle. One bad record in a poll batch then left every object
+    of the batch (decoded records, events, models) to the cyclic GC instead of reference
+    counting (issue 17). Type, reason and message stay; nothing reads the traceback.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        error = pending.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        error.__traceback__ = None
+        for linked in (getattr(error, "cause", None), error.__cause__, error.__context__):
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+    return exc
 
 
 def _read(raw: bytes, offset: int, plan: ReadPlan) -> dict[str, Any]:
