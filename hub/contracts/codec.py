@@ -12,7 +12,10 @@ fingerprint bytes or the schema id, so a decode is one dict lookup plus
 ``fastavro.schemaless_reader`` with pre-parsed schemas. When the writer is the current schema no
 reader schema is passed at all (no resolution work). ``encode`` with a current schema runs a
 writer generated once for it (:mod:`hub.contracts.avro_writer`, same bytes as fastavro, about a
-third of the CPU); a schema the generator does not handle is written by fastavro.
+third of the CPU); a schema the generator does not handle is written by fastavro. Likewise a
+decode without resolution first tries a reader generated for the writer schema
+(:mod:`hub.contracts.avro_reader`, same values); a record it cannot read, or that does not end at
+the last byte, is read by fastavro, so errors are fastavro's.
 
 What ``decode`` returns: plain dicts as fastavro produces them: ``timestamp-millis`` as an aware
 ``datetime`` in UTC, ``date`` as ``datetime.date``, ``decimal`` as ``Decimal`` with the schema's
@@ -26,7 +29,7 @@ import json
 import struct
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from io import BytesIO
@@ -35,6 +38,7 @@ from typing import Any, Literal, Protocol, cast
 from fastavro import schemaless_reader, schemaless_writer
 
 from hub.contracts.avro import SchemaSet, SchemaVersion, default_schema_set, load_schema_version
+from hub.contracts.avro_reader import Reader, compile_reader
 from hub.contracts.avro_writer import Writer, compile_writer
 from hub.contracts.enums import RejectReason
 
@@ -167,6 +171,8 @@ class ReadPlan:
     writer: dict[str, Any]
     reader: dict[str, Any] | None  # None: writer is the current schema, no resolution
     writer_version: int | None  # None for a registry schema that is not a released version
+    # generated reader of ``writer`` when no resolution is needed (hub.contracts.avro_reader)
+    fast: Reader | None = field(default=None, compare=False)
 
 
 class AvroCodec:
@@ -205,7 +211,8 @@ class AvroCodec:
     def _plan_for(self, writer: SchemaVersion) -> ReadPlan:
         current = self.schemas.current(writer.name)
         reader = None if current.canonical == writer.canonical else current.parsed
-        return ReadPlan(writer.name, writer.parsed, reader, writer.version)
+        fast = compile_reader(writer.parsed) if reader is None else None
+        return ReadPlan(writer.name, writer.parsed, reader, writer.version, fast)
 
     # ---------------------------------------------------------------- encode
 
@@ -401,6 +408,15 @@ def _as_value(exc: DecodeError) -> DecodeError:
 
 
 def _read(raw: bytes, offset: int, plan: ReadPlan) -> dict[str, Any]:
+    fast = plan.fast
+    if fast is not None:
+        try:
+            record, end = fast(raw, offset)
+        except Exception:  # fastavro reads it below and names the error
+            pass
+        else:
+            if end == len(raw):
+                return record
     buf = BytesIO(raw)
     buf.seek(offset)
     try:
