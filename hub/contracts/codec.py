@@ -411,12 +411,12 @@ def _read(raw: bytes, offset: int, plan: ReadPlan) -> dict[str, Any]:
     fast = plan.fast
     if fast is not None:
         try:
-            record, end = fast(raw, offset)
+            fast_record, end = fast(raw, offset)
         except Exception:  # fastavro reads it below and names the error
             pass
         else:
             if end == len(raw):
-                return record
+                return fast_record
     buf = BytesIO(raw)
     buf.seek(offset)
     try:
