@@ -14,9 +14,9 @@ columns in order (the ``NormalisedEvent`` fields). Version 1 (still read, writte
 bytes, make the one ``orjson.dumps`` per message about 4x cheaper and let the worker build each
 event positionally (measured: decode about 2x cheaper). A message whose ``fields`` differ from
 this version's (another release's writer) is read by name; an unknown field makes it unreadable.
-During a rolling upgrade from a worker that reads only version 1, run the new version on every
-worker before the ingest children produce version 2 (stop all, start all), or the old workers
-dead-letter the new batches as ``BAD_INTERNAL_BATCH``.
+A worker of an older release reads only version 1 and would dead-letter version 2 batches as
+``BAD_INTERNAL_BATCH``: during a rolling upgrade from such a release set ``HUB_BATCH_FORMAT=1``
+(the ingest stage then writes version 1) until every worker runs this one.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def encode_batches(
     max_bytes: int = MAX_BATCH_BYTES,
     max_events: int = MAX_EVENTS_PER_MESSAGE,
     on_oversized: Callable[[NormalisedEvent, int], None] | None = None,
+    version: int = FORMAT_VERSION,
 ) -> Iterator[bytes]:
     """Split one partition's events into messages of at most ``max_events`` events and
     ``max_bytes`` bytes, in order.
@@ -77,20 +78,29 @@ def encode_batches(
     the batch. An event that cannot fit a message even alone is left out and handed to
     ``on_oversized(event, size)`` (the ingest stage dead-letters it); this never raises.
     """
+    if version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
+        raise ValueError(f"unknown batch format version {version!r}")
+    rows = version == FORMAT_VERSION
     for start in range(0, len(events), max_events):
         part = events[start : start + max_events]
-        yield from _within(part, [_row(e) for e in part], max_bytes, on_oversized)
+        items = [_row(e) for e in part] if rows else part
+        yield from _within(part, items, max_bytes, on_oversized, rows)
 
 
 def _within(
     events: list[NormalisedEvent],
-    rows: list[tuple[Any, ...]],
+    items: list[Any],
     max_bytes: int,
     on_oversized: Callable[[NormalisedEvent, int], None] | None,
+    rows: bool = True,
 ) -> Iterator[bytes]:
     """One ``orjson.dumps`` per message in the common case (one C call: encoding event by event
-    was measured 5x slower); a message over ``max_bytes`` is halved until its parts fit."""
-    payload = orjson.dumps({"v": FORMAT_VERSION, "fields": _FIELD_LIST, "events": rows})
+    was measured 5x slower); a message over ``max_bytes`` is halved until its parts fit.
+    ``items`` are the events' rows (version 2) or the events themselves (version 1)."""
+    if rows:
+        payload = orjson.dumps({"v": FORMAT_VERSION, "fields": _FIELD_LIST, "events": items})
+    else:
+        payload = orjson.dumps({"v": LEGACY_FORMAT_VERSION, "events": items})
     if len(payload) <= max_bytes:
         yield payload
     elif len(events) == 1:
@@ -101,8 +111,8 @@ def _within(
             log.error("left out a normalised event of %d bytes: over %d", size, max_bytes)
     else:
         middle = len(events) // 2
-        yield from _within(events[:middle], rows[:middle], max_bytes, on_oversized)
-        yield from _within(events[middle:], rows[middle:], max_bytes, on_oversized)
+        yield from _within(events[:middle], items[:middle], max_bytes, on_oversized, rows)
+        yield from _within(events[middle:], items[middle:], max_bytes, on_oversized, rows)
 
 
 def decode_batch(raw: bytes) -> list[NormalisedEvent]:

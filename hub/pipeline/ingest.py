@@ -540,7 +540,12 @@ class IngestStage:
                 self._produce_dead_letter(event.event_id.encode(), value, headers + truncated)
 
         for partition, group in group_by_partition(events, self.settings.partitions).items():
-            for payload in encode_batches(group, self.batch_max_bytes, on_oversized=oversized):
+            for payload in encode_batches(
+                group,
+                self.batch_max_bytes,
+                on_oversized=oversized,
+                version=self.settings.batch_format,
+            ):
                 self.stats.batches += 1
                 self.producer.produce(
                     self.topics.normalised,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
 from hub.contracts.normalised import NormalisedEvent
 from hub.pipeline.batches import FIELDS, BatchFormatError, decode_batch, encode_batches
+from hub.pipeline.ingest import IngestStage
+from hub.pipeline.topics import Topics
+from hub.settings import Settings
 
 EVENTS = [
     NormalisedEvent(
@@ -70,3 +75,33 @@ def test_a_malformed_version_2_batch_is_unreadable_not_half_read(change: object)
     change(payload)  # type: ignore[operator]
     with pytest.raises(BatchFormatError):
         decode_batch(orjson.dumps(payload))
+
+
+def test_format_1_is_still_written_when_asked_and_split_the_same_way() -> None:
+    big = [
+        NormalisedEvent(
+            f"e{i}", "NCG", "c", "DAMAGE", "OPENED", i, "9711AB-1-", contact_name="x" * 900
+        )
+        for i in range(20)
+    ]
+    legacy = list(encode_batches(big, max_bytes=5_000, version=1))
+    assert len(legacy) > 1 and all(len(m) <= 5_000 for m in legacy)
+    assert all(orjson.loads(m)["v"] == 1 for m in legacy)
+    assert [e for m in legacy for e in decode_batch(m)] == big
+    with pytest.raises(ValueError, match="unknown batch format"):
+        list(encode_batches(big, version=3))
+
+
+def test_the_ingest_stage_writes_the_format_of_its_settings(tmp_path: Path) -> None:
+    from tests.unit.test_pipeline_limits import FakeMessage, FakeProducer, _json
+
+    for version in (1, 2):
+        settings = Settings(
+            topic_prefix="unit.", partitions=4, data_dir=tmp_path, batch_format=version
+        )
+        producer = FakeProducer()
+        stage = IngestStage(settings, producer)  # type: ignore[arg-type]
+        stage.process([FakeMessage(_json(event_id=f"v{version}"), 1)])  # type: ignore[list-item]
+        (record,) = producer.on(Topics.from_settings(settings).normalised)
+        assert orjson.loads(record.value)["v"] == version
+        assert [e.event_id for e in decode_batch(record.value)] == [f"v{version}"]
