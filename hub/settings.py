@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # Privacy (issue 15): false = published dossier/alert records carry the contact's role and
     # agency but no name, phone or e-mail (hub.contracts.privacy), for routing-only readers.
     publish_contact_details: bool = True
+    # Format the ingest stage writes on hub.normalised (hub.pipeline.batches): 2 (rows); 1 while
+    # a rolling upgrade still runs workers of a release that reads only format 1.
+    batch_format: Literal[1, 2] = 2
     # test-only fault hook: the correlate step raises on its first N calls (fault suite)
     fault_correlate_errors: int = Field(default=0, ge=0)
 

@@ -21,6 +21,7 @@ from hub.contracts.enums import RejectReason
 from hub.engine import area as area_step
 from hub.engine.area import AreaState, AreaUpdate
 from hub.engine.config import RulesConfig
+from hub.engine.engine import gc_paused
 from hub.engine.lifecycle import Transition
 from hub.pipeline.batches import BatchFormatError, decode_batch
 from hub.pipeline.correlate import (
@@ -80,8 +81,13 @@ class CorrelateProcessor:
         """Each message exactly as if alone: later messages see earlier ones' pending writes.
 
         One call covers several messages so the runtime flushes once for all of them (at
-        moderate rates many small messages with a flush each were the bottleneck).
+        moderate rates many small messages with a flush each were the bottleneck). The cyclic GC
+        waits until the step is done, as in the ingest stage (``gc_paused``).
         """
+        with gc_paused():
+            return self._process(messages, store)
+
+    def _process(self, messages: list[tuple[int, bytes]], store: Store) -> StepResult:
         result = StepResult()
         for partition, raw in messages:
             try:

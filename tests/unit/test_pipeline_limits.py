@@ -36,7 +36,7 @@ from hub.contracts.decode import encode_case_event, parse_case_event_json
 from hub.contracts.enums import RejectReason
 from hub.contracts.events import CaseEvent, set_occurred_at_bounds
 from hub.contracts.normalised import NormalisedEvent
-from hub.pipeline.batches import MAX_BATCH_BYTES, decode_batch, encode_batches
+from hub.pipeline.batches import FIELDS, MAX_BATCH_BYTES, decode_batch, encode_batches
 from hub.pipeline.ingest import IngestStage
 from hub.pipeline.topics import (
     DEAD_LETTER_MAX_MESSAGE_BYTES,
@@ -163,7 +163,9 @@ def test_batches_are_split_by_bytes_and_never_exceed_the_limit() -> None:
 
 def test_a_batch_is_byte_for_byte_the_documented_format() -> None:
     events = [_normalised(f"e{i}", 'é\n"') for i in range(3)]
-    assert list(encode_batches(events)) == [orjson.dumps({"v": 1, "events": events})]
+    rows = [[getattr(e, name) for name in FIELDS] for e in events]
+    expected = orjson.dumps({"v": 2, "fields": list(FIELDS), "events": rows})
+    assert list(encode_batches(events)) == [expected]
 
 
 def test_the_batch_limit_stays_well_under_the_internal_topic_limit() -> None:

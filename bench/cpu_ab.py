@@ -1,0 +1,263 @@
+"""CPU per event of the hub's two hot-path stages, in process, A/B against another source tree.
+
+``python bench/cpu_ab.py --base DIR [--runs 5] [--events N]`` runs this tree and the tree at
+``DIR`` (e.g. ``git archive main`` unpacked) alternately, each in a fresh interpreter, and prints
+the median **process CPU time** (``time.process_time``) per inbound event of:
+
+- **ingest**: ``IngestStage.process`` over poll batches of 5,000 wire records of the bench
+  workload (fake producer: the records are kept, not sent), as in the ingest child;
+- **correlate**: ``CorrelateProcessor.process`` over the ``normalised`` messages the ingest run
+  produced, up to 32 per call as the agent takes them, on an in-memory store, encoding with the
+  worker's ``AvroCodec``, as in the Faust worker (without Faust, RocksDB and the producer).
+
+CPU time, not wall clock, and interleaved runs: the machine is shared, and a neighbour's load
+changes wall-clock figures far more than any change here. Each run also prints a digest of the
+records the stages produce for the outside world (dead letters, state records, dossiers, alerts,
+signals, area updates; not the internal ``normalised`` batches, whose format may differ), so an
+A/B also shows that the outputs are byte-identical.
+
+``--one`` runs one measurement with whatever ``hub`` is importable (the driver sets PYTHONPATH)
+and prints one JSON line. The workload is the quick bench workload (25k addresses, 100k events),
+pickled once under ``.local/cpu_ab`` so that changes to the contracts do not rebuild it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOAD = ROOT / ".local" / "cpu_ab" / "workload-quick.pickle"
+POLL_BATCH = 5000
+AGENT_TAKE = 32  # hub.agents.correlate.MAX_MESSAGES
+FIXED_NOW = 1_767_225_600.0  # 2026-01-01Z: ingested_at is part of the output records
+
+
+class _Message:
+    """What ``IngestStage.process`` reads of a confluent-kafka Message."""
+
+    __slots__ = ("_key", "_offset", "_value")
+
+    def __init__(self, key: bytes | None, value: bytes, offset: int) -> None:
+        self._key, self._value, self._offset = key, value, offset
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def topic(self) -> str:
+        return "hub.case-events"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class _Producer:
+    """Keeps what the stage produces; ``flush`` acknowledges everything at once."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None, bytes | None, int | None, Any]] = []
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        on_delivery: Any = None,
+        headers: Any = None,
+    ) -> None:
+        self.records.append((topic, key, value, partition, headers))
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+
+class _NoMetrics:
+    """The ingest child forwards batch-level metric calls; their cost is not the stage's."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+class _DictStore:
+    def __init__(self) -> None:
+        self.data: dict[int, dict[bytes, bytes]] = {}
+
+    def get_many(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
+        part = self.data.get(partition, {})
+        return [part.get(k) for k in keys]
+
+
+def _digest(update: Any, records: Any) -> None:
+    for topic, key, value, headers in records:
+        update(topic.encode())
+        update(key or b"-")
+        update(value or b"-")
+        for name, hvalue in headers or ():
+            if name != "hub.errors.timestamp":  # wall clock of the rejection
+                update(name.encode())
+                update(hvalue or b"-")
+
+
+def run_one(events: int) -> dict[str, Any]:
+    import hub.engine.dossier as dossier_module
+    from hub.contracts.codec import AvroCodec
+    from hub.engine.config import load_config
+    from hub.pipeline.correlate import OutputTopics
+    from hub.pipeline.ingest import IngestStage, ReleaseCheckpoint
+    from hub.pipeline.processors import CorrelateProcessor
+    from hub.settings import Settings
+
+    dossier_module.__dict__["_now_ms"] = lambda: int(FIXED_NOW * 1000)  # emitted_at
+    keys, values, _ids = pickle.loads(WORKLOAD.read_bytes())
+    keys, values = keys[:events], values[:events]
+    messages = [_Message(k, v, i) for i, (k, v) in enumerate(zip(keys, values, strict=True))]
+    digest = hashlib.sha256()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), partitions=8)
+        producer = _Producer()
+        stage = IngestStage(
+            settings,
+            producer,  # type: ignore[arg-type]
+            clock=lambda: FIXED_NOW,
+            metrics_sink=_NoMetrics(),
+            checkpoint=ReleaseCheckpoint(None),
+        )
+        gc.collect()
+        t0 = time.process_time()
+        for start in range(0, len(messages), POLL_BATCH):
+            stage.process(messages[start : start + POLL_BATCH])  # type: ignore[arg-type]
+            stage.persist()
+        ingest_s = time.process_time() - t0
+    normalised = [
+        (partition or 0, value or b"")
+        for topic, _k, value, partition, _h in producer.records
+        if topic == stage.topics.normalised
+    ]
+    _digest(
+        digest.update,
+        [(t, k, v, h) for t, k, v, _p, h in producer.records if t != stage.topics.normalised],
+    )
+    topics = stage.topics
+    outputs = OutputTopics(
+        dossiers=topics.dossiers,
+        contact_routing=topics.contact_routing,
+        signals=topics.signals,
+        area_updates=topics.area_updates,
+        dead_letter=topics.dead_letter,
+    )
+    processor = CorrelateProcessor(load_config(None), outputs, AvroCodec().encode)
+    store = _DictStore()
+    out_records = 0
+    gc.collect()
+    t0 = time.process_time()
+    for start in range(0, len(normalised), AGENT_TAKE):
+        result = processor.process(normalised[start : start + AGENT_TAKE], store)
+        for partition, writes in result.writes.items():
+            store.data.setdefault(partition, {}).update(writes)
+        _digest(digest.update, [(r.topic, r.key, r.value, r.headers) for r in result.records])
+        out_records += len(result.records)
+    correlate_s = time.process_time() - t0
+    return {
+        "events": len(messages),
+        "normalised_messages": len(normalised),
+        "output_records": out_records,
+        "ingest_us": round(ingest_s / len(messages) * 1e6, 2),
+        "correlate_us": round(correlate_s / len(messages) * 1e6, 2),
+        "digest": digest.hexdigest()[:16],
+    }
+
+
+def _run_tree(tree: Path, events: int) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0")
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--one", "--events", str(events)],
+        env=env,
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--one", action="store_true", help="one run with the importable hub")
+    parser.add_argument("--base", type=Path, help="the other source tree (A)")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="more trees to interleave (instead of this one)",
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--prepare", action="store_true", help="pickle the quick workload")
+    args = parser.parse_args()
+    if args.prepare:
+        sys.path.insert(0, str(ROOT))
+        from bench.workload import build
+
+        w = build(25_000, 100_000, 2024)
+        WORKLOAD.parent.mkdir(parents=True, exist_ok=True)
+        WORKLOAD.write_bytes(pickle.dumps((w.keys, w.values, w.event_ids), protocol=5))
+        return
+    if args.one:
+        print(json.dumps(run_one(args.events)))
+        return
+    trees = {"new": ROOT}
+    if args.base is not None:
+        trees = {"base": args.base.resolve(), "new": ROOT}
+    if args.tree:
+        trees = {"base": args.base.resolve()} if args.base is not None else {}
+        for spec in args.tree:
+            name, _, directory = spec.partition("=")
+            trees[name] = Path(directory).resolve()
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    for i in range(args.runs):
+        order = list(trees)[i % len(trees) :] + list(trees)[: i % len(trees)]  # rotate
+        for name in order:
+            r = _run_tree(trees[name], args.events)
+            runs[name].append(r)
+            print(
+                f"{name:6} ingest {r['ingest_us']:7.2f} correlate {r['correlate_us']:7.2f} "
+                f"µs/event  digest {r['digest']}",
+                flush=True,
+            )
+    for name, rs in runs.items():
+        ing = statistics.median(r["ingest_us"] for r in rs)
+        cor = statistics.median(r["correlate_us"] for r in rs)
+        digests = sorted({r["digest"] for r in rs})
+        print(
+            f"median {name:6} (n={len(rs)}): ingest {ing:.1f}, correlate {cor:.1f}, "
+            f"sum {ing + cor:.1f} µs/event; digests {digests}"
+        )
+
+
+if __name__ == "__main__":
+    main()
