@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.pipeline.clients import admin_config
-from hub.pipeline.topics import COMPACTED
+from hub.pipeline.topics import COMPACTED, with_min_isr
 from hub.settings import Settings
 
 
@@ -66,7 +66,8 @@ def ensure_delivery_topics(
             name,
             num_partitions=parts,
             replication_factor=settings.replication_factor,
-            config=config,
+            # on a replicated cluster the same min ISR as every hub topic (HUB_MIN_INSYNC_REPLICAS)
+            config=with_min_isr(settings, config),
         )
         for name, (parts, config) in topics.specs(subscription_ids).items()
         if name not in existing

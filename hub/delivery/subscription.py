@@ -37,11 +37,20 @@ class SubscriptionError(ValueError):
     """A subscription is invalid; the message names the field and the reason."""
 
 
+#: ids a subscription may not take: ``{app_id}-delivery-<id>`` is its consumer group, and the
+#: delivery supervisor's group is ``{app_id}-delivery-supervisor``
+RESERVED_IDS: frozenset[str] = frozenset({"supervisor"})
+
+
 def check_id(value: str) -> str:
     if not _ID_RE.fullmatch(value) or _DIGITS_RE.search(value):
         raise SubscriptionError(
             "id: 2-48 characters a-z, 0-9 and '-', starting with a letter, "
             "without 4 digits in a row"
+        )
+    if value in RESERVED_IDS:
+        raise SubscriptionError(
+            f"id: {value!r} is reserved (its consumer group is the delivery supervisor's)"
         )
     return value
 

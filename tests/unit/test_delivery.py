@@ -23,6 +23,7 @@ from hub.delivery.destinations import UnsafeDestination, check_callback_url, ref
 from hub.delivery.policy import LogEntry, stop_strategy, wait_strategy
 from hub.delivery.secrets import SecretError, mask, new_key, seal, unseal
 from hub.delivery.subscription import Subscription, SubscriptionError, fold, parse_filters
+from hub.settings import Settings
 
 SCHEMA = Path(__file__).parents[1] / "fixtures" / "notificaties_notificatie.schema.json"
 VALIDATOR = jsonschema_rs.Draft4Validator(json.loads(SCHEMA.read_text()), validate_formats=True)
@@ -147,6 +148,7 @@ def test_bad_filters_name_the_field(pair: str, field: str) -> None:
     [
         ({"id": "Zaak"}, "id"),
         ({"id": "gm0014-zaak"}, "id"),  # a run of 4 digits would hide the metric label
+        ({"id": "supervisor"}, "reserved"),  # the delivery supervisor's consumer group
         ({"channel": "zaken"}, "channel"),
         ({"callback_url": "ftp://x.example.nl/"}, "only http and https"),
         ({"callback_url": "https://user:pw@x.example.nl/"}, "user info"),
@@ -371,3 +373,29 @@ def test_sender_refuses_loopback_unless_allowed_also_by_name() -> None:
     assert by_name.outcome == "refused" and "loopback" in (by_name.error or "")
     metadata = _post(handler, "http://169.254.169.254/latest/meta-data", allow_networks=LOOPBACK)
     assert metadata.outcome == "refused"
+
+
+def test_delivery_topics_get_the_min_isr_of_every_hub_topic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import connectors.delivery.topics as delivery_topics
+
+    created: list[Any] = []
+
+    class _Admin:
+        def __init__(self, config: dict[str, Any]) -> None:
+            pass
+
+        def list_topics(self, timeout: float) -> Any:
+            return type("Meta", (), {"topics": {}})()
+
+        def create_topics(self, topics: list[Any], operation_timeout: float) -> dict[str, Any]:
+            created.extend(topics)
+            done = type("Done", (), {"result": lambda self, timeout: None})()
+            return {t.topic: done for t in topics}
+
+    monkeypatch.setattr(delivery_topics, "AdminClient", _Admin)
+    settings = Settings(replication_factor=3, min_insync_replicas=2)
+    names = delivery_topics.ensure_delivery_topics(settings, ("zaken",))
+    assert len(names) == 3
+    assert {t.config.get("min.insync.replicas") for t in created} == {"2"}
