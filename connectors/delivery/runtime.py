@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -344,7 +345,13 @@ class Deliverer:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        await asyncio.to_thread(wait_for_topics, s)
+        halt = threading.Event()  # a SIGTERM while waiting for the hub's topics ends the wait
+        relay = asyncio.ensure_future(_relay(stop, halt))
+        try:
+            if not await asyncio.to_thread(wait_for_topics, s, halt=halt):
+                return
+        finally:
+            relay.cancel()
         book_topics = DeliveryTopics.from_settings(s)
         await asyncio.to_thread(ensure_delivery_topics, s)
         entries = await asyncio.to_thread(read_log, s)
@@ -444,6 +451,12 @@ class Deliverer:
             self.workers[sub.id] = worker
             worker.start()
             log.info("subscription %s started (%s)", sub.id, sub.channel)
+
+
+async def _relay(stop: asyncio.Event, halt: threading.Event) -> None:
+    """Set the thread-side ``halt`` when the asyncio ``stop`` is set."""
+    await stop.wait()
+    halt.set()
 
 
 def run_deliver(settings: Settings, delivery: DeliverySettings) -> None:

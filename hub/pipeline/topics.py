@@ -26,6 +26,8 @@ would own no partition of it meanwhile.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,11 +185,18 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     return created
 
 
-def wait_for_topics(settings: Settings, retry_s: float = 2.0, max_wait_s: float = 30.0) -> None:
+def wait_for_topics(
+    settings: Settings,
+    retry_s: float = 2.0,
+    max_wait_s: float = 30.0,
+    halt: threading.Event | None = None,
+) -> bool:
     """Create the missing topics and wait until every partition has a leader.
 
     Retries while the broker is unreachable (a worker may start before its broker): with
-    back-off, logged, forever. Called before any consumer subscribes (see the module doc).
+    back-off, logged, until ready or until ``halt`` is set (a SIGTERM during the wait: the
+    process must not hang until its grace period runs out). True when ready, False when halted.
+    Called before any consumer subscribes (see the module doc).
     """
     import logging
 
@@ -218,14 +227,32 @@ def wait_for_topics(settings: Settings, retry_s: float = 2.0, max_wait_s: float 
         exc = state.outcome.exception()
         log.warning("topics not ready (%s: %s); retrying", type(exc).__name__, exc)
 
-    for try_ in Retrying(
-        retry=retry_if_exception_type(Exception),
-        wait=wait_exponential(multiplier=retry_s / 2, max=max_wait_s),
-        before_sleep=before_sleep,
-        reraise=True,
-    ):
-        with try_:
-            attempt()
+    stop = halt if halt is not None else threading.Event()
+    try:
+        for try_ in Retrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=retry_s / 2, max=max_wait_s),
+            before_sleep=before_sleep,
+            stop=lambda _state: stop.is_set(),
+            sleep=_interruptible(stop),  # a set halt ends the back-off at once
+            reraise=True,
+        ):
+            with try_:
+                if stop.is_set():
+                    raise TopicsNotReady("halted")
+                attempt()
+    except Exception:
+        if stop.is_set():
+            return False
+        raise
+    return True
+
+
+def _interruptible(stop: threading.Event) -> Callable[[float], None]:
+    def sleep(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return sleep
 
 
 def agency_topic(prefix: str, source: str) -> str:

@@ -399,3 +399,18 @@ def test_delivery_topics_get_the_min_isr_of_every_hub_topic(
     names = delivery_topics.ensure_delivery_topics(settings, ("zaken",))
     assert len(names) == 3
     assert {t.config.get("min.insync.replicas") for t in created} == {"2"}
+
+
+def test_a_halt_ends_the_wait_for_topics_of_an_unreachable_broker() -> None:
+    """SIGTERM while `hub deliver` (or a worker) waits for its topics: it must end, not hang."""
+    import threading
+    import time
+
+    from hub.pipeline.topics import wait_for_topics
+
+    halt = threading.Event()
+    settings = Settings(broker="127.0.0.1:1")  # nothing listens there
+    threading.Timer(1.0, halt.set).start()
+    began = time.monotonic()
+    assert wait_for_topics(settings, retry_s=0.2, max_wait_s=0.5, halt=halt) is False
+    assert time.monotonic() - began < 25  # one attempt's timeout at most after the halt
