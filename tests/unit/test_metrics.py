@@ -90,7 +90,10 @@ def test_record_received_counts_per_source_and_case_type_and_stamps_source() -> 
     assert value("hub_source_last_received_timestamp_seconds", source="NCG") == 1234.0
 
 
-def test_watch_sources_starts_the_silence_clock_once() -> None:
+def test_watch_sources_starts_the_silence_clock_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a fresh watch list: another test may have received a HOUSING_CORPORATION event already
+    # (the registry is process-wide), which counts as watched and made this order-dependent
+    monkeypatch.setattr(metrics, "_watched", set())
     metrics.watch_sources(["HOUSING_CORPORATION", "someone@else"], now=50.0)
     assert value("hub_source_last_received_timestamp_seconds", source="HOUSING_CORPORATION") == 50
     metrics.watch_sources(["HOUSING_CORPORATION"], now=99.0)  # already watched: unchanged
