@@ -21,12 +21,10 @@ from typing import Any
 
 from fastavro.read import LOGICAL_READERS
 
+from hub.contracts.avro_codegen import CodeGenerator, Unsupported
+
 #: (bytes, offset of the body) -> (record, offset after it)
 Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
-
-
-class Unsupported(Exception):
-    """A schema construct this compiler leaves to fastavro."""
 
 
 class Malformed(ValueError):
@@ -54,53 +52,27 @@ def read_long(raw: bytes, pos: int) -> tuple[int, int]:
 def compile_reader(schema: dict[str, Any]) -> Reader | None:
     """A reader for a fastavro-parsed record schema, or None if only fastavro reads it."""
     try:
-        return _Generator(dict(schema.get("__named_schemas", {}))).build(schema)
+        compiled: Reader = _Generator(dict(schema.get("__named_schemas", {}))).build(schema)
+        return compiled
     except Unsupported:
         return None
 
 
-class _Generator:
+class _Generator(CodeGenerator):
+    filename = "<avro-reader>"
+
     def __init__(self, named: dict[str, Any]) -> None:
-        self.named = named
-        self.constants: dict[str, Any] = {
-            "read_long": read_long,
-            "Malformed": Malformed,
-            "unpack_double": struct.Struct("<d").unpack_from,
-            "unpack_float": struct.Struct("<f").unpack_from,
-        }
-        self.functions: dict[str, str] = {}
-        self.sources: list[str] = []
-        self.open: set[str] = set()
-        self.counter = 0
+        super().__init__(
+            named,
+            {
+                "read_long": read_long,
+                "Malformed": Malformed,
+                "unpack_double": struct.Struct("<d").unpack_from,
+                "unpack_float": struct.Struct("<f").unpack_from,
+            },
+        )
 
-    def build(self, schema: dict[str, Any]) -> Reader:
-        if schema.get("type") != "record":
-            raise Unsupported("not a record")
-        entry = self.record_function(schema)
-        namespace = dict(self.constants)
-        exec(compile("\n\n".join(self.sources), "<avro-reader>", "exec"), namespace)
-        reader: Reader = namespace[entry]
-        return reader
-
-    def const(self, value: Any) -> str:
-        self.counter += 1
-        name = f"_c{self.counter}"
-        self.constants[name] = value
-        return name
-
-    def var(self) -> str:
-        self.counter += 1
-        return f"_v{self.counter}"
-
-    def record_function(self, schema: dict[str, Any]) -> str:
-        record_name = schema["name"]
-        if record_name in self.functions:
-            return self.functions[record_name]
-        if record_name in self.open:
-            raise Unsupported(f"recursive record {record_name}")
-        self.open.add(record_name)
-        self.counter += 1
-        function = f"_record{self.counter}"
+    def record_lines(self, function: str, schema: dict[str, Any]) -> list[str]:
         lines = [f"def {function}(raw, pos):", "    size = len(raw)"]
         items = []
         for field in schema["fields"]:
@@ -108,10 +80,7 @@ class _Generator:
             lines.extend(self.emit(field["type"], value, "    "))
             items.append(f"{self.const(field['name'])}: {value}")
         lines.append(f"    return {{{', '.join(items)}}}, pos")
-        self.sources.append("\n".join(lines))
-        self.open.discard(record_name)
-        self.functions[record_name] = function
-        return function
+        return lines
 
     def long(self, target: str, indent: str) -> list[str]:
         byte = self.var()

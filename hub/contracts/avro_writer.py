@@ -24,15 +24,13 @@ from typing import Any
 
 from fastavro.write import LOGICAL_WRITERS
 
+from hub.contracts.avro_codegen import CodeGenerator, Unsupported
+
 Writer = Callable[[bytearray, Any], None]
 
 _LONG_MIN = -(1 << 63)
 _LONG_MAX = (1 << 63) - 1
 _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
-
-
-class Unsupported(Exception):
-    """A schema construct this compiler leaves to fastavro."""
 
 
 def write_long(out: bytearray, n: int) -> None:
@@ -49,64 +47,35 @@ def write_long(out: bytearray, n: int) -> None:
 def compile_writer(schema: dict[str, Any]) -> Writer | None:
     """A writer for a fastavro-parsed record schema, or None if fastavro must write it."""
     try:
-        return _Generator(dict(schema.get("__named_schemas", {}))).build(schema)
+        compiled: Writer = _Generator(dict(schema.get("__named_schemas", {}))).build(schema)
+        return compiled
     except Unsupported:
         return None
 
 
-class _Generator:
+class _Generator(CodeGenerator):
     """Emits the source of one function per record type, then runs it once."""
 
+    filename = "<avro-writer>"
+
     def __init__(self, named: dict[str, Any]) -> None:
-        self.named = named
-        self.constants: dict[str, Any] = {
-            "write_long": write_long,
-            "pack_double": struct.Struct("<d").pack,
-            "pack_float": struct.Struct("<f").pack,
-        }
-        self.functions: dict[str, str] = {}  # record full name -> function name
-        self.sources: list[str] = []
-        self.open: set[str] = set()
-        self.counter = 0
+        super().__init__(
+            named,
+            {
+                "write_long": write_long,
+                "pack_double": struct.Struct("<d").pack,
+                "pack_float": struct.Struct("<f").pack,
+            },
+        )
 
-    def build(self, schema: dict[str, Any]) -> Writer:
-        if schema.get("type") != "record":
-            raise Unsupported("not a record")
-        entry = self.record_function(schema)
-        namespace = dict(self.constants)
-        exec(compile("\n\n".join(self.sources), "<avro-writer>", "exec"), namespace)
-        writer: Writer = namespace[entry]
-        return writer
-
-    def const(self, value: Any) -> str:
-        self.counter += 1
-        name = f"_c{self.counter}"
-        self.constants[name] = value
-        return name
-
-    def var(self) -> str:
-        self.counter += 1
-        return f"_v{self.counter}"
-
-    def record_function(self, schema: dict[str, Any]) -> str:
-        name = schema["name"]
-        if name in self.functions:
-            return self.functions[name]
-        if name in self.open:
-            raise Unsupported(f"recursive record {name}")
-        self.open.add(name)
-        self.counter += 1
-        function = f"_record{self.counter}"
+    def record_lines(self, function: str, schema: dict[str, Any]) -> list[str]:
         lines = [f"def {function}(out, record):", "    get = record.get"]
         for field in schema["fields"]:
             value = self.var()
             key, default = self.const(field["name"]), self.const(field.get("default"))
             lines.append(f"    {value} = get({key}, {default})")
             lines.extend(self.emit(field["type"], value, "    "))
-        self.sources.append("\n".join(lines))
-        self.open.discard(name)
-        self.functions[name] = function
-        return function
+        return lines
 
     def emit(self, schema: Any, value: str, indent: str) -> list[str]:
         """Lines that append the encoding of the variable ``value`` of type ``schema``."""
