@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from hub.contracts.avro import CASE_EVENT
 from hub.contracts.codec import AvroCodec, DecodeError, get_codec
@@ -257,24 +257,61 @@ def decode_case_events(
 ) -> list[CaseEvent | Rejection]:
     """Batch form of :func:`decode_case_event`, for the ingest stage's poll batches."""
     codec = codec or get_codec()
-    validate = CaseEvent.model_validate
     out: list[CaseEvent | Rejection] = []
     append = out.append
     oversized = {i: r for i, raw in enumerate(raws) if (r := too_large(len(raw))) is not None}
     if oversized:  # refuse them without decoding; keep the output aligned with the input
         results = iter(decode_case_events([r for i, r in enumerate(raws) if i not in oversized]))
         return [oversized[i] if i in oversized else next(results) for i in range(len(raws))]
-    for item in codec.decode_batch(raws, CASE_EVENT):
-        if item.__class__ is dict:
-            try:
-                append(validate(item, extra=_AVRO_EXTRA))
-            except ValidationError as exc:
-                append(rejection_from_validation_error(exc))
-            except Exception as exc:
-                append(_unexpected(exc, Stage.VALIDATE))
-        else:
-            assert isinstance(item, DecodeError)
+    for item in validate_avro_case_events(codec.decode_batch(raws, CASE_EVENT)):
+        if isinstance(item, DecodeError):
             append(_from_decode_error(item))
+        else:
+            append(item)
+    return out
+
+
+def validate_avro_case_events(items: Sequence[Any]) -> list[Any]:
+    """Batch form of :func:`validate_avro_case_event`: each dict slot becomes its CaseEvent or
+    Rejection (exactly the one-by-one result); other slots (decode errors) pass through."""
+    validate = CaseEvent.model_validate
+    out = _validate_all(items)
+    for i, item in enumerate(out):
+        if item.__class__ is dict:  # refused by the batch call: its Rejection, one by one
+            try:
+                out[i] = validate(item, extra=_AVRO_EXTRA)
+            except ValidationError as exc:
+                out[i] = rejection_from_validation_error(exc)
+            except Exception as exc:
+                out[i] = _unexpected(exc, Stage.VALIDATE)
+    return out
+
+
+#: Every slot of a batch: a CaseEvent when the record validates, else the record itself (the
+#: ``Any`` branch, tried only after CaseEvent failed). One pydantic-core call for a poll batch.
+_CaseEventOrInput = Annotated[CaseEvent | Any, Field(union_mode="left_to_right")]
+_BATCH = TypeAdapter(list[_CaseEventOrInput])
+
+
+def _validate_all(items: Sequence[Any]) -> list[Any]:
+    """``items`` with each decoded record (dict) that validates replaced by its CaseEvent.
+
+    One ``validate_python`` over the whole poll batch instead of one per record: about a fifth
+    less validation CPU (issue 17). A record that fails stays a dict in its slot, and the
+    caller validates it again on its own, so its Rejection (field, reason, message) is exactly
+    the one-by-one path's; other slots (decode errors) pass through untouched. Should the batch
+    call itself raise (a validator bug), every slot stays as it came and goes one by one too.
+    """
+    records = [i for i, item in enumerate(items) if item.__class__ is dict]
+    try:
+        if len(records) == len(items):
+            return list(_BATCH.validate_python(items, extra=_AVRO_EXTRA))
+        validated = _BATCH.validate_python([items[i] for i in records], extra=_AVRO_EXTRA)
+    except Exception:
+        return list(items)
+    out = list(items)
+    for i, value in zip(records, validated, strict=True):
+        out[i] = value
     return out
 
 
