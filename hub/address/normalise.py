@@ -215,6 +215,19 @@ def normalise_address(
 
 
 def _bag_id(value: object, field: str, type_code: str, what: str) -> str:
+    if (  # already canonical (the common case): the same string the regex below returns
+        type(value) is str
+        and len(value) == 16
+        and value.isdigit()
+        and value.isascii()
+        and value[4:6] == type_code
+    ):
+        return value
+    return _parse_bag_id(value, field, type_code, what)
+
+
+def _parse_bag_id(value: object, field: str, type_code: str, what: str) -> str:
+    """The full check of :func:`_bag_id` (blanks around the digits, every error)."""
     if type(value) is not str:
         raise AddressError(field, f"{value!r} is not a {what} id: must be a 16-digit string")
     m = _BAG_ID_RE.fullmatch(value)
