@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from hub.contracts.normalised import NormalisedEvent
+from hub.contracts.normalised import NormalisedEvent, from_values
 
 FORMAT_VERSION = 2
 LEGACY_FORMAT_VERSION = 1  # objects instead of rows: still read
@@ -126,10 +126,10 @@ def decode_batch(raw: bytes) -> list[NormalisedEvent]:
             # otherwise take the fields' defaults silently)
             if rows and (set(map(type, rows)) != {list} or set(map(len, rows)) != {len(names)}):
                 raise BatchFormatError("unreadable batch message: rows do not match the fields")
-            event = NormalisedEvent
-            if names == _FIELD_LIST:
-                return [event(*row) for row in rows]
-            return [event(**dict(zip(names, row, strict=True))) for row in rows]
+            if names == _FIELD_LIST:  # every field, in order: the generated constructor
+                return [from_values(*row) for row in rows]
+            # another release's field list: by name, its missing fields take their defaults
+            return [NormalisedEvent(**dict(zip(names, row, strict=True))) for row in rows]
         if version == LEGACY_FORMAT_VERSION:
             return [NormalisedEvent(**item) for item in payload["events"]]
         raise BatchFormatError(f"unsupported batch format version {version!r}")
