@@ -466,13 +466,14 @@ class IngestStage:
                 rejected[decoded.reason_code] += 1
                 self._dead_letter(msg, decoded)
                 continue
+            source = decoded.source.value  # an enum's .value is a Python-level property
             bound = self.topics.source_of(msg.topic() or "")
-            if bound is not None and decoded.source.value != bound:
-                rejection = source_mismatch(decoded.source.value, bound)
+            if bound is not None and source != bound:
+                rejection = source_mismatch(source, bound)
                 rejected[rejection.reason_code] += 1
                 self._dead_letter(msg, rejection)
                 continue
-            received[(decoded.source.value, decoded.case_type.value)] += 1
+            received[(source, decoded.case_type.value)] += 1
             result = self.ingestor.ingest(decoded, now_ms)
             if result.error is not None:
                 rejection = address_rejection(result.error)
@@ -480,16 +481,14 @@ class IngestStage:
                 self._dead_letter(msg, rejection)
                 continue
             normalised.extend(result.normalised)
-            origins[(decoded.source.value, decoded.event_id)] = msg
+            origins[(source, decoded.event_id)] = msg
             if result.released:
                 normalised.extend(result.released)
                 released += len(result.released)
                 self._unpark(result.released)
             if result.parked:
                 parked += 1
-                self._state.append(
-                    (self.topics.parked, parked_key(decoded.source.value, decoded.event_id), raw)
-                )
+                self._state.append((self.topics.parked, parked_key(source, decoded.event_id), raw))
             case = result.building_case
             if case is not None and case.pand_id:  # a pand-only event: the building's case
                 self._publish_building_case(case.pand_id, case)
