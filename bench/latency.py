@@ -19,6 +19,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from bench.enabling import Enablers, enabled_at, first_enabler_by_event
 from hub.contracts.codec import AvroCodec, DecodeError
 from hub.pipeline.clients import consumer_config, producer_config
 from hub.settings import Settings
@@ -37,6 +38,8 @@ class LatencyResult:
     hub_ms: list[float] = field(default_factory=list)
     outbound_ms: list[float] = field(default_factory=list)
     triggers: list[str] = field(default_factory=list)  # trigger event id of each latency sample
+    # receive − produce time of the event that made the record possible (bench.enabling)
+    enabled_ms: list[float] = field(default_factory=list)
     parked_ids: set[str] = field(default_factory=set)  # event ids the hub parked meanwhile
 
     def percentile(self, q: float, values: list[float] | None = None) -> float | None:
@@ -60,6 +63,7 @@ class LatencyResult:
             "p99_ms": r(self.percentile(99)),
             "max_ms": r(max(self.latencies_ms) if self.latencies_ms else None),
             "not_parked": self._not_parked(),
+            "since_enabling_event": self._since_enabling(),
             "split": {
                 "note": "inbound = produce → ingest stage read it (trigger_ingested_at); "
                 "hub = ingest → correlated (emitted_at: through hub.normalised and Faust); "
@@ -74,6 +78,26 @@ class LatencyResult:
                     for q in (50, 99)
                 },
             },
+        }
+
+    def _since_enabling(self) -> dict[str, Any] | None:
+        """Every sample, measured from the later of its trigger's produce time and that of the
+        event which made the record possible (:mod:`bench.enabling`): a parked event's record
+        counts from the event that taught the register its address, not from the wait before.
+        The targets read this row; the rows above keep the trigger's own clock."""
+        if not self.enabled_ms:
+            return None
+        values = self.enabled_ms
+
+        def r(v: float | None) -> float | None:
+            return round(v, 1) if v is not None else None
+
+        return {
+            "samples": len(values),
+            "p50_ms": r(percentile(values, 50)),
+            "p95_ms": r(percentile(values, 95)),
+            "p99_ms": r(percentile(values, 99)),
+            "max_ms": r(max(values)),
         }
 
     def _not_parked(self) -> dict[str, Any]:
@@ -144,11 +168,20 @@ def _epoch_s(value: Any) -> float:
 class _Collector(threading.Thread):
     """Consumes the output topics from their end; latency per record with a known trigger."""
 
-    def __init__(self, settings: Settings, topics: list[str], sent: dict[str, float]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: list[str],
+        sent: dict[str, float],
+        enablers: Enablers | None = None,
+    ) -> None:
         super().__init__(name="bench-latency-consumer", daemon=True)
         self.settings = settings
         self.topics = topics
         self.sent = sent
+        self.enablers = enablers
+        self.by_event = first_enabler_by_event(enablers) if enablers else {}
+        self.enabled_ms: list[float] = []
         self.stop = threading.Event()
         self.assigned = threading.Event()
         self.records = 0
@@ -203,6 +236,16 @@ class _Collector(threading.Thread):
                     if produced is not None:
                         self.latencies_ms.append((received - produced) * 1000.0)
                         self.triggers.append(trigger)
+                        if self.enablers is not None:
+                            since = enabled_at(
+                                trigger,
+                                record.get("address_key"),
+                                self.sent,
+                                self.enablers,
+                                self.by_event,
+                            )
+                            if since is not None:
+                                self.enabled_ms.append((received - since) * 1000.0)
                         ingested = record.get("trigger_ingested_at")
                         emitted = record.get("emitted_at")
                         if ingested and emitted:
@@ -222,13 +265,14 @@ def measure_latency(
     rate: float,
     wait_caught_up: Any,
     parked_topic: str | None = None,
+    enablers: Enablers | None = None,
 ) -> LatencyResult:
     """Produce ``records`` (event id, key, value) at ``rate``/s; collect output latencies.
 
     ``wait_caught_up()`` blocks until the hub has lag 0 again (called after the last produce).
     """
     sent: dict[str, float] = {}
-    collector = _Collector(settings, outputs, sent)
+    collector = _Collector(settings, outputs, sent, enablers)
     collector.start()
     collector.assigned.wait(30)
     if collector.error is not None:
@@ -265,5 +309,6 @@ def measure_latency(
         hub_ms=collector.hub_ms,
         outbound_ms=collector.outbound_ms,
         triggers=collector.triggers,
+        enabled_ms=collector.enabled_ms,
         parked_ids=parked_event_ids(settings, parked_topic) if parked_topic else set(),
     )

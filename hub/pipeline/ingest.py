@@ -256,6 +256,7 @@ class IngestStage:
             else ReleaseCheckpoint(settings.data_dir / CHECKPOINT_FILE)
         )
         self._seen_register = -1  # highest address-register offset applied
+        self._commit_error: KafkaException | None = None  # from _on_commit, raised in the loop
         self.batch_max_bytes = batch_max_bytes
         # occurred_at plausibility from these settings and this clock (process-wide: validation
         # runs inside pydantic, see hub.contracts.events.set_occurred_at_bounds)
@@ -272,7 +273,11 @@ class IngestStage:
         state = Consumer(consumer_config(self.settings, f"{self.settings.app_id}-state-reader"))
         try:
             self._restore(state)
-            consumer = Consumer(consumer_config(self.settings, f"{self.settings.app_id}-ingest"))
+            consumer = Consumer(
+                consumer_config(
+                    self.settings, f"{self.settings.app_id}-ingest", on_commit=self._on_commit
+                )
+            )
             consumer.subscribe(self.topics.inbound(self.settings.shared_inbound))
             self.ready.set()
             last_lag = 0.0
@@ -290,7 +295,7 @@ class IngestStage:
                     if messages:
                         self._commit(consumer)
                 # asked to stop: releases read from the register since the last batch go out
-                # (no commit: an uncommitted batch is read again by the next owner)
+                # (no further commit: an uncommitted batch is read again by the next owner)
                 self.persist()
             finally:
                 consumer.close()
@@ -384,19 +389,37 @@ class IngestStage:
         )
 
     def _commit(self, consumer: Consumer) -> None:
-        """Commit the batch's offsets; a commit refused because a rebalance took the partitions
-        away is not an error: the outputs are durable and the new owner reads the batch again
-        (exact repeats). Before, the child exited on it and was restarted (state re-read)."""
-        try:
-            consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            code = exc.args[0].code() if exc.args else None
-            if code not in _REBALANCED:
-                raise
+        """Commit the batch's offsets without waiting for the broker's answer.
+
+        The batch's outputs are durable already (``persist`` flushed them), so a commit that
+        fails or is lost only means the batch is read again (exact repeats, which the engine
+        drops); a synchronous commit put one broker round trip on every batch, in front of
+        every later event. The answer arrives in :meth:`_on_commit` during a later poll.
+        """
+        self._raise_commit_error()
+        consumer.commit(asynchronous=True)
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's commit callback (``on_commit``), called from ``poll``/``consume``.
+
+        A commit refused because a rebalance took the partitions away is not an error: the new
+        owner reads the batch again. Anything else ends the child (the supervisor restarts it
+        and it reads from the last commit that succeeded), as a refused synchronous commit did.
+        """
+        if err is None or err.code() == KafkaError._NO_OFFSET:  # nothing new to commit
+            return
+        if err.code() in _REBALANCED:
             log.warning(
                 "ingest: commit refused after a rebalance (%s); batch left to its owner",
-                exc.args[0].name(),
+                err.name(),
             )
+            return
+        self._commit_error = KafkaException(err)
+
+    def _raise_commit_error(self) -> None:
+        if self._commit_error is not None:
+            error, self._commit_error = self._commit_error, None
+            raise error
 
     def _follow_state(self, state: Consumer) -> None:
         messages = state.consume(num_messages=10_000, timeout=0)

@@ -358,19 +358,30 @@ def test_without_a_checkpoint_a_restart_sends_every_building_case_again(tmp_path
     assert _released_to_new_address(broker) == 2  # an exact repeat, which the engine drops
 
 
-class _RefusingConsumer:
-    def __init__(self, code: int) -> None:
-        self.code = code
+class _RecordingConsumer:
+    def __init__(self) -> None:
+        self.commits: list[bool] = []
 
     def commit(self, asynchronous: bool = True) -> None:
-        raise KafkaException(KafkaError(self.code))
+        self.commits.append(asynchronous)
+
+
+def test_a_batch_is_committed_without_waiting_for_the_broker(tmp_path: Path) -> None:
+    stage = _start(Broker(), tmp_path).stage
+    consumer = _RecordingConsumer()
+    stage._commit(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == [True]
 
 
 def test_a_commit_refused_after_a_rebalance_leaves_the_batch_to_its_new_owner(
     tmp_path: Path,
 ) -> None:
     stage = _start(Broker(), tmp_path).stage
-    for code in (KafkaError._ASSIGNMENT_LOST, KafkaError.ILLEGAL_GENERATION):
-        stage._commit(_RefusingConsumer(code))  # type: ignore[arg-type]  # no exit: not an error
+    consumer = _RecordingConsumer()
+    for code in (KafkaError._ASSIGNMENT_LOST, KafkaError.ILLEGAL_GENERATION, KafkaError._NO_OFFSET):
+        stage._on_commit(KafkaError(code), [])  # the answer to an earlier batch's commit
+        stage._commit(consumer)  # type: ignore[arg-type]  # no exit: not an error
+    stage._on_commit(KafkaError(KafkaError._TRANSPORT), [])
     with pytest.raises(KafkaException):  # anything else still ends the child (restarted)
-        stage._commit(_RefusingConsumer(KafkaError._TRANSPORT))  # type: ignore[arg-type]
+        stage._commit(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == [True, True, True]  # nothing committed after the failed commit

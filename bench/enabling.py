@@ -1,0 +1,71 @@
+"""Which inbound event made each correlated event possible: the latency bench's second clock.
+
+An event whose address the register does not know yet is parked; it is correlated when a later
+event (of another agency, often seconds later in the workload) teaches the register its address,
+and a building-level case is fanned out to an address when a later event links the two. The
+output record of such an event names it as its trigger, but the hub could not have produced the
+record before the *enabling* event arrived. Measuring from the trigger's own produce time puts
+the workload's wait for the other agency into the hub's latency (the parked samples, seconds).
+
+:func:`enabling_events` replays the inbound workload through the hub's own pure resolver
+(:class:`hub.address.resolve.Ingestor`, as the ingest stage runs it) and records, for each
+normalised event (event id, address key), the inbound event whose ingest produced it: itself, or
+the event that released it. The latency bench then measures each record from the later of the
+two produce times. Pure Python, no broker; the same code as the stream, so no second model of
+the parking rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hub.address.resolve import Ingestor
+from hub.contracts.decode import Rejection, decode_inbound_many
+
+Enablers = dict[tuple[str, str], str]  # (event id, address key) → enabling inbound event id
+
+_CHUNK = 5000
+
+
+def enabling_events(values: Sequence[bytes], ingested_at_ms: int = 0) -> Enablers:
+    """Replay ``values`` (wire records, in produce order) and map each normalised event to the
+    inbound event that produced it. The first application wins: an exact repeat changes
+    nothing downstream, so its record (if any) came from the first."""
+    ingestor = Ingestor()
+    enablers: Enablers = {}
+    for start in range(0, len(values), _CHUNK):
+        for event in decode_inbound_many(values[start : start + _CHUNK]):
+            if isinstance(event, Rejection):
+                continue
+            result = ingestor.ingest(event, ingested_at_ms)
+            for normalised in (*result.normalised, *result.released):
+                enablers.setdefault((normalised.event_id, normalised.address_key), event.event_id)
+    return enablers
+
+
+def enabled_at(
+    trigger: str,
+    address_key: str | None,
+    sent: dict[str, float],
+    enablers: Enablers,
+    by_event: dict[str, str],
+) -> float | None:
+    """When the record of ``trigger`` at ``address_key`` became possible: the later of the
+    trigger's and its enabling event's produce times (None if the trigger was not sent in the
+    measured window). Records without an address key (area signals) use the event's first
+    enabler, which is the trigger itself unless it was parked everywhere."""
+    produced = sent.get(trigger)
+    if produced is None:
+        return None
+    enabler = enablers.get((trigger, address_key or "")) or by_event.get(trigger)
+    if enabler is None:
+        return produced
+    return max(produced, sent.get(enabler, produced))
+
+
+def first_enabler_by_event(enablers: Enablers) -> dict[str, str]:
+    """event id → its first enabler (insertion order of :func:`enabling_events`)."""
+    out: dict[str, str] = {}
+    for (event_id, _key), enabler in enablers.items():
+        out.setdefault(event_id, enabler)
+    return out
