@@ -144,7 +144,7 @@ def run(
     )
     lat_n = int(sizes.latency_rate * sizes.latency_s)
     latency_load = build(sizes.addresses, lat_n, seed + 1)
-    high_n = int(sizes.high_rate * sizes.latency_s)
+    high_n = max(1, int(sizes.high_rate * sizes.latency_s))
     high_load = build(sizes.addresses, high_n, seed + 2)
     t0 = time.monotonic()
     enablers = enabling_events([*workload.values, *latency_load.values, *high_load.values])
@@ -258,8 +258,10 @@ def _hub_and_latency(
         step(f"hub: {result['hub']['events_per_s']:,} events/s")
         result["latency"] = _latency(hub, loads[0], sizes.latency_rate, enablers)
         step(f"latency: p99 {_headline_p99(result['latency'])} ms @ {sizes.latency_rate:.0f}/s")
-        result["latency_high"] = _latency(hub, loads[1], sizes.high_rate, enablers)
-        step(f"latency: p99 {_headline_p99(result['latency_high'])} ms @ {sizes.high_rate:.0f}/s")
+        if sizes.high_rate:
+            result["latency_high"] = _latency(hub, loads[1], sizes.high_rate, enablers)
+            rate = sizes.high_rate
+            step(f"latency: p99 {_headline_p99(result['latency_high'])} ms @ {rate:.0f}/s")
     finally:
         worker.stop()
     return result
@@ -463,7 +465,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the hub's throughput and latency phases (a quick look after a change)",
     )
-    parser.add_argument("--rate", type=float, help="events/s of the latency phase")
+    parser.add_argument("--rate", type=float, help="events/s of the first latency phase")
+    parser.add_argument(
+        "--high-rate", type=float, help="events/s of the second latency phase (0: skip it)"
+    )
     args = parser.parse_args(argv)
     console = Console()
     if not console.is_terminal:  # make/CI: do not wrap the table at 80 columns
@@ -473,11 +478,15 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, timeout_s=args.timeout)
     if args.rate:
         sizes = replace(sizes, latency_rate=args.rate)
+    if args.high_rate is not None:
+        if args.high_rate <= 0 and not args.only_latency:
+            parser.error("--high-rate 0 only with --only-latency (the targets need both phases)")
+        sizes = replace(sizes, high_rate=max(args.high_rate, 0.0))
     result = run(sizes, args.seed, args.profile, args.keep, console, args.only_latency)
     if args.only_latency:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
-        for lat in (result["latency"], result["latency_high"]):
+        for lat in (result["latency"], result.get("latency_high") or {}):
             console.print_json(json.dumps({k: v for k, v in lat.items() if k != "split"}))
         return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
