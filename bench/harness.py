@@ -243,13 +243,14 @@ class BenchHub:
     run: str
     partitions: int = 8
     workers: list[Worker] = field(default_factory=list)
+    namespace: str = "bench"  # first part of the topic prefix and app id
 
     @property
     def settings(self) -> Settings:
         return self.base.model_copy(
             update={
-                "topic_prefix": f"bench.{self.run}.",
-                "app_id": f"bench-{self.run}-hub",
+                "topic_prefix": f"{self.namespace}.{self.run}.",
+                "app_id": f"{self.namespace}-{self.run}-hub",
                 "partitions": self.partitions,
                 "data_dir": self.root / "hub-data0",
                 "metrics_port": 0,

@@ -50,7 +50,9 @@ def run_memory_row(
     began = time.monotonic()
     workload = build(addresses, events, seed)
     build_s, cached = workload.build_s, workload.cached
-    hub = BenchHub(base, root / "memory", f"{run}-mem")
+    # its own namespace: a long row, and a sweep of stale ``bench.*`` topics by another run on
+    # the shared broker once deleted its topics mid-run
+    hub = BenchHub(base, root / "memory", run, namespace="hubmem")
     hub.root.mkdir(parents=True, exist_ok=True)
     try:
         hub.create_topics()
