@@ -66,6 +66,49 @@ def read_proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def process_role(pid: int, root: int) -> str:
+    """``worker`` for the Faust process, ``ingest`` for its ingest child, else the command."""
+    if pid == root:
+        return "worker"
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return f"pid {pid}"
+    if "resource_tracker" in cmdline:
+        return "resource-tracker"
+    if "multiprocessing" in cmdline:
+        return "ingest"  # the worker's only spawned multiprocessing child
+    return cmdline[:60]
+
+
+def memory_by_process(pid: int) -> dict[str, dict[str, int]]:
+    """VmHWM/VmRSS in bytes per member of ``pid``'s tree, keyed by role (see process_role).
+
+    The honest peak of a worker is the sum over its processes: each one's peak is its own
+    VmHWM, and the sum is an upper bound of the tree's simultaneous peak.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for member in process_tree(pid):
+        status = read_proc_status_one(member)
+        if status:
+            role = process_role(member, pid)
+            if role in out:  # a restarted child: keep the larger peak
+                role = f"{role} ({member})"
+            out[role] = {k: status[k] for k in ("VmHWM", "VmRSS") if k in status}
+    return out
+
+
+def read_proc_status_one(pid: int) -> dict[str, int]:
+    """The Vm* lines of one process's /proc status in bytes (empty when gone)."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("Vm") and line.rstrip().endswith("kB"):
+                name, value = line.split(":", 1)
+                out[name] = int(value.split()[0]) * 1024
+    return out
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds so far of ``pid`` and its live descendants (all threads)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -165,6 +208,9 @@ class Worker:
     def memory(self) -> dict[str, int]:
         return read_proc_status(self.pid)
 
+    def memory_by_process(self) -> dict[str, dict[str, int]]:
+        return memory_by_process(self.pid)
+
     def cpu(self) -> float | None:
         return cpu_seconds(self.pid)
 
@@ -197,13 +243,14 @@ class BenchHub:
     run: str
     partitions: int = 8
     workers: list[Worker] = field(default_factory=list)
+    namespace: str = "bench"  # first part of the topic prefix and app id
 
     @property
     def settings(self) -> Settings:
         return self.base.model_copy(
             update={
-                "topic_prefix": f"bench.{self.run}.",
-                "app_id": f"bench-{self.run}-hub",
+                "topic_prefix": f"{self.namespace}.{self.run}.",
+                "app_id": f"{self.namespace}-{self.run}-hub",
                 "partitions": self.partitions,
                 "data_dir": self.root / "hub-data0",
                 "metrics_port": 0,

@@ -15,9 +15,11 @@ to the compacted ``hub.address-register`` topic (Kafka key: :func:`fact_key`) an
 can :meth:`AddressRegister.apply_fact` them. Each fact stands alone, so applying them in any order
 across keys converges; per fact key the latest wins (which compaction preserves).
 
-Memory: a few hundred thousand addresses. One dict key -> small slotted entry, one dict
-id -> key, one dict pand -> list of keys; key strings are shared between the three. About
-0.4-0.5 kB per address (measured figure in docs/addresses.md).
+Memory (issue 17: a worker must hold 1M addresses in well under 1 GiB): one dict key -> small
+slotted entry, one dict id -> key, one dict pand -> key(s); key strings are shared between the
+three. BAG ids (16 digits) are held as ints (32 bytes instead of a 65-byte string) and a field
+with one value holds it bare instead of in a 1-tuple (see :class:`_Entry`): about 0.3 kB per
+address instead of 0.5. Callers still see strings and tuples.
 """
 
 from __future__ import annotations
@@ -86,16 +88,56 @@ def fact_key(fact: Fact) -> str:
     raise ValueError(f"unknown fact kind {kind!r}")
 
 
+# A BAG id as stored: an int for the normal 16-digit id (leading zeros restored on the way out),
+# the string itself for anything else (learn() trusts its caller; nothing is ever lost).
+_Id = int | str
+# One field of an entry: None (no value), one value bare, or a tuple of two or more in order.
+_Many = _Id | tuple[_Id, ...] | None
+
+
+def _pack(bag_id: str) -> _Id:
+    if len(bag_id) == 16 and bag_id.isascii() and bag_id.isdigit():
+        return int(bag_id)
+    return bag_id
+
+
+def _unpack(stored: _Id) -> str:
+    return f"{stored:016d}" if type(stored) is int else stored  # type: ignore[return-value]
+
+
+def _values(field_: _Many) -> tuple[_Id, ...]:
+    if field_ is None:
+        return ()
+    if type(field_) is tuple:
+        return field_
+    return (field_,)  # type: ignore[return-value]
+
+
+def _with(field_: _Many, value: _Id) -> _Many:
+    if field_ is None:
+        return value
+    if type(field_) is tuple:
+        return (*field_, value)
+    return (field_, value)  # type: ignore[return-value]
+
+
+def _without(field_: _Many, value: _Id) -> _Many:
+    kept = tuple(v for v in _values(field_) if v != value)
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else kept
+
+
 class _Entry:
-    """What the register knows about one address key (slotted: ~64 bytes)."""
+    """What the register knows about one address key (slotted, ~80 bytes with its GC header)."""
 
     __slots__ = ("gemeentecode", "ids", "key", "pands")
 
     def __init__(self, key: str) -> None:
         self.key = key  # the shared key object (dict values reuse it)
-        self.ids: tuple[str, ...] = ()  # usually one; BAG keys are not always unique
-        self.pands: tuple[str, ...] = ()  # usually one; a dwelling can span buildings
-        self.gemeentecode: str | None = None  # current municipality
+        self.ids: _Many = None  # usually one; BAG keys are not always unique
+        self.pands: _Many = None  # usually one; a dwelling can span buildings
+        self.gemeentecode: str | None = None  # current municipality (interned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +166,9 @@ class AddressRegister:
 
     def __init__(self) -> None:
         self._by_key: dict[str, _Entry] = {}
-        self._key_by_id: dict[str, str] = {}
-        self._keys_by_pand: dict[str, list[str]] = {}
+        self._key_by_id: dict[_Id, str] = {}
+        # one key bare (most buildings hold one address here), else a list in the order learned
+        self._keys_by_pand: dict[_Id, str | list[str]] = {}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -142,22 +185,24 @@ class AddressRegister:
 
     def key_for_id(self, nummeraanduiding_id: str) -> str | None:
         """The address key of a nummeraanduiding id, or None when not (yet) known."""
-        return self._key_by_id.get(nummeraanduiding_id)
+        return self._key_by_id.get(_pack(nummeraanduiding_id))
 
     def ids_of(self, address_key: str) -> tuple[str, ...]:
         """The nummeraanduiding ids known for a key (usually one)."""
         entry = self._by_key.get(address_key)
-        return entry.ids if entry is not None else ()
+        return tuple(map(_unpack, _values(entry.ids))) if entry is not None else ()
 
     def keys_in_building(self, pand_id: str) -> tuple[str, ...]:
         """Every address key known in a building, in the order learned."""
-        keys = self._keys_by_pand.get(pand_id)
-        return tuple(keys) if keys else ()
+        keys = self._keys_by_pand.get(_pack(pand_id))
+        if keys is None:
+            return ()
+        return (keys,) if type(keys) is str else tuple(keys)
 
     def buildings_of(self, address_key: str) -> tuple[str, ...]:
         """The pand ids an address lies in (usually one)."""
         entry = self._by_key.get(address_key)
-        return entry.pands if entry is not None else ()
+        return tuple(map(_unpack, _values(entry.pands))) if entry is not None else ()
 
     def municipality_of(self, address_key: str) -> str | None:
         """The current gemeentecode of a key as learned, or None."""
@@ -188,22 +233,27 @@ class AddressRegister:
         key = entry.key
         facts: list[Fact] = []
         if nummeraanduiding_id is not None:
-            old = self._key_by_id.get(nummeraanduiding_id)
+            nid = _pack(nummeraanduiding_id)
+            old = self._key_by_id.get(nid)
             if old != key:
                 if old is not None:
                     old_entry = self._by_key[old]
-                    old_entry.ids = tuple(i for i in old_entry.ids if i != nummeraanduiding_id)
-                self._key_by_id[nummeraanduiding_id] = key
-                entry.ids = (*entry.ids, nummeraanduiding_id)
+                    old_entry.ids = _without(old_entry.ids, nid)
+                self._key_by_id[nid] = key
+                entry.ids = _with(entry.ids, nid)
                 facts.append(nummeraanduiding_fact(nummeraanduiding_id, key))
-        if pand_id is not None and pand_id not in entry.pands:
-            keys = self._keys_by_pand.get(pand_id)
-            if keys is None:
-                self._keys_by_pand[pand_id] = [key]
-            else:
-                keys.append(key)
-            entry.pands = (*entry.pands, pand_id)
-            facts.append(pand_fact(pand_id, key))
+        if pand_id is not None:
+            pand = _pack(pand_id)
+            if pand not in _values(entry.pands):
+                keys = self._keys_by_pand.get(pand)
+                if keys is None:
+                    self._keys_by_pand[pand] = key
+                elif type(keys) is str:
+                    self._keys_by_pand[pand] = [keys, key]
+                else:
+                    keys.append(key)  # type: ignore[union-attr]
+                entry.pands = _with(entry.pands, pand)
+                facts.append(pand_fact(pand_id, key))
         if gemeentecode is not None and entry.gemeentecode != gemeentecode:
             entry.gemeentecode = sys.intern(gemeentecode)
             facts.append(gemeente_fact(key, gemeentecode))
@@ -238,8 +288,8 @@ class AddressRegister:
         entry = self._by_key.get(address_key)
         if entry is None:
             return []
-        facts = [nummeraanduiding_fact(i, entry.key) for i in entry.ids]
-        facts.extend(pand_fact(p, entry.key) for p in entry.pands)
+        facts = [nummeraanduiding_fact(_unpack(i), entry.key) for i in _values(entry.ids)]
+        facts.extend(pand_fact(_unpack(p), entry.key) for p in _values(entry.pands))
         if entry.gemeentecode is not None:
             facts.append(gemeente_fact(entry.key, entry.gemeentecode))
         return facts

@@ -185,6 +185,11 @@ class ReleaseCheckpoint:
 
 CHECKPOINT_FILE = "ingest-release-checkpoint.json"
 
+# librdkafka prefetches up to queued.max.messages.kbytes (256 MiB in consumer_config) per consumer:
+# with a backlog the ingest child held that much of not-yet-read messages (issue 17, memory).
+# 32 MiB is still ~100k events ahead of a 5,000-event batch.
+CONSUMER_BUFFERS = {"queued.max.messages.kbytes": 32_768, "fetch.max.bytes": 16_777_216}
+
 #: commit errors that mean "these partitions are no longer yours" (see IngestStage._commit)
 _REBALANCED = {
     KafkaError._ASSIGNMENT_LOST,
@@ -270,12 +275,14 @@ class IngestStage:
     def run(self, stop: threading.Event) -> None:
         """Restore global state, then consume until ``stop`` is set. Blocking: run in a thread."""
         # assign-only reader of the global topics: librdkafka wants a group id, it never commits
-        state = Consumer(consumer_config(self.settings, f"{self.settings.app_id}-state-reader"))
+        group = f"{self.settings.app_id}-state-reader"
+        state = Consumer(consumer_config(self.settings, group, **CONSUMER_BUFFERS))
         try:
             self._restore(state)
+            group = f"{self.settings.app_id}-ingest"
             consumer = Consumer(
                 consumer_config(
-                    self.settings, f"{self.settings.app_id}-ingest", on_commit=self._on_commit
+                    self.settings, group, on_commit=self._on_commit, **CONSUMER_BUFFERS
                 )
             )
             consumer.subscribe(self.topics.inbound(self.settings.shared_inbound))

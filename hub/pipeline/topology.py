@@ -15,6 +15,7 @@ import faust
 
 from hub.agents import area as area_agent
 from hub.agents import correlate as correlate_agent
+from hub.pipeline.rocksdb_memory import share_memory
 from hub.pipeline.topics import (
     AREA_TABLE,
     CHANGELOG_CONFIG,
@@ -29,7 +30,8 @@ Step = Callable[[list[tuple[int, int, bytes]]], Awaitable[None]]  # partition, o
 
 # Faust's RocksDB defaults (3 x 64 MiB write buffers and a 2 GiB block cache per partition
 # database, 2 tables x N partitions of them) let memory grow past 1 GB at 250k addresses. Dossiers
-# are small and read once per batch: modest buffers and a small shared-nothing cache suffice.
+# are small and read once per batch: modest buffers suffice. The cache and the memtables are one
+# budget shared by all partitions (hub.pipeline.rocksdb_memory; block_cache_size is unused).
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 8 * 1024 * 1024,
     "max_write_buffer_number": 2,
@@ -112,6 +114,8 @@ def build_topology(settings: Settings, topics: Topics, correlate: Step, area: St
     }
     dossiers = app.Table(DOSSIER_TABLE, **table)
     areas = app.Table(AREA_TABLE, **table)
+    for t in (dossiers, areas):  # one cache and memtable budget for all partitions (issue 17)
+        share_memory(t)
     correlate_agent.register(app, app.topic(topics.normalised, **RAW), correlate)
     area_agent.register(app, app.topic(topics.area_updates, **RAW), area)
     return Topology(app, dossiers, areas)
