@@ -40,6 +40,7 @@ class LatencyResult:
     triggers: list[str] = field(default_factory=list)  # trigger event id of each latency sample
     # receive − produce time of the event that made the record possible (bench.enabling)
     enabled_ms: list[float] = field(default_factory=list)
+    enabled_kinds: list[str] = field(default_factory=list)  # the record's kind, per enabled_ms
     parked_ids: set[str] = field(default_factory=set)  # event ids the hub parked meanwhile
 
     def percentile(self, q: float, values: list[float] | None = None) -> float | None:
@@ -92,12 +93,24 @@ class LatencyResult:
         def r(v: float | None) -> float | None:
             return round(v, 1) if v is not None else None
 
+        by_kind: dict[str, list[float]] = {}
+        for kind, ms in zip(self.enabled_kinds, values, strict=True):
+            by_kind.setdefault(kind, []).append(ms)
         return {
             "samples": len(values),
             "p50_ms": r(percentile(values, 50)),
             "p95_ms": r(percentile(values, 95)),
             "p99_ms": r(percentile(values, 99)),
             "max_ms": r(max(values)),
+            "by_kind": {
+                kind: {
+                    "samples": len(ms),
+                    "p50_ms": r(percentile(ms, 50)),
+                    "p99_ms": r(percentile(ms, 99)),
+                    "max_ms": r(max(ms)),
+                }
+                for kind, ms in sorted(by_kind.items())
+            },
         }
 
     def _not_parked(self) -> dict[str, Any]:
@@ -182,6 +195,7 @@ class _Collector(threading.Thread):
         self.enablers = enablers
         self.by_event = first_enabler_by_event(enablers) if enablers else {}
         self.enabled_ms: list[float] = []
+        self.enabled_kinds: list[str] = []
         self.stop = threading.Event()
         self.assigned = threading.Event()
         self.records = 0
@@ -246,6 +260,7 @@ class _Collector(threading.Thread):
                             )
                             if since is not None:
                                 self.enabled_ms.append((received - since) * 1000.0)
+                                self.enabled_kinds.append(str(record.get("kind")))
                         ingested = record.get("trigger_ingested_at")
                         emitted = record.get("emitted_at")
                         if ingested and emitted:
@@ -310,5 +325,6 @@ def measure_latency(
         outbound_ms=collector.outbound_ms,
         triggers=collector.triggers,
         enabled_ms=collector.enabled_ms,
+        enabled_kinds=collector.enabled_kinds,
         parked_ids=parked_event_ids(settings, parked_topic) if parked_topic else set(),
     )
