@@ -281,9 +281,7 @@ class IngestStage:
             self._restore(state)
             group = f"{self.settings.app_id}-ingest"
             consumer = Consumer(
-                consumer_config(
-                    self.settings, group, on_commit=self._on_commit, **CONSUMER_BUFFERS
-                )
+                consumer_config(self.settings, group, on_commit=self._on_commit, **CONSUMER_BUFFERS)
             )
             consumer.subscribe(self.topics.inbound(self.settings.shared_inbound))
             self.ready.set()
