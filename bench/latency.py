@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench.enabling import Enablers, enabled_at, first_enabler_by_event
+from bench.enabling import Enablers, enabled_at, enablers_by_event
 from hub.contracts.codec import AvroCodec, DecodeError
 from hub.pipeline.clients import consumer_config, producer_config
 from hub.settings import Settings
@@ -193,7 +193,7 @@ class _Collector(threading.Thread):
         self.topics = topics
         self.sent = sent
         self.enablers = enablers
-        self.by_event = first_enabler_by_event(enablers) if enablers else {}
+        self.by_event = enablers_by_event(enablers) if enablers else {}
         self.enabled_ms: list[float] = []
         self.enabled_kinds: list[str] = []
         self.stop = threading.Event()
@@ -257,6 +257,7 @@ class _Collector(threading.Thread):
                                 self.sent,
                                 self.enablers,
                                 self.by_event,
+                                received,
                             )
                             if since is not None:
                                 self.enabled_ms.append((received - since) * 1000.0)

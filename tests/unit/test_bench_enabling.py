@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.enabling import enabled_at, enabling_events, first_enabler_by_event
+from bench.enabling import enabled_at, enablers_by_event, enabling_events
 from hub.contracts.events import CaseEvent
 
 NID = "0014200000000001"
@@ -51,12 +51,20 @@ def test_an_exact_repeat_keeps_the_first_enabler() -> None:
 
 def test_a_record_counts_from_the_later_of_its_trigger_and_its_enabler() -> None:
     enablers = enabling_events([PARKED, PLAIN, TEACHER])
-    by_event = first_enabler_by_event(enablers)
+    by_event = enablers_by_event(enablers)
     sent = {"e-parked": 10.0, "e-plain": 11.0, "e-teacher": 19.5}
-    assert enabled_at("e-parked", KEY, sent, enablers, by_event) == 19.5
-    assert enabled_at("e-plain", "9711AB-14", sent, enablers, by_event) == 11.0
-    # an area signal has no address key: the event's first enabler
-    assert enabled_at("e-parked", None, sent, enablers, by_event) == 19.5
+    assert enabled_at("e-parked", KEY, sent, enablers, by_event, 20.0) == 19.5
+    assert enabled_at("e-plain", "9711AB-14", sent, enablers, by_event, 20.0) == 11.0
     # an enabler produced before the measured window (not in ``sent``): the trigger's own time
-    assert enabled_at("e-parked", KEY, {"e-parked": 10.0}, enablers, by_event) == 10.0
-    assert enabled_at("e-unknown", KEY, sent, enablers, by_event) is None
+    assert enabled_at("e-parked", KEY, {"e-parked": 10.0}, enablers, by_event, 20.0) == 10.0
+    assert enabled_at("e-unknown", KEY, sent, enablers, by_event, 20.0) is None
+
+
+def test_a_record_without_address_counts_from_the_latest_enabler_before_it_arrived() -> None:
+    # a building case: applied at once to the address known, released to one learned later
+    by_event = {"e-case": ["e-case", "e-teacher"]}
+    enablers = {("e-case", "A"): "e-case", ("e-case", "B"): "e-teacher"}
+    sent = {"e-case": 10.0, "e-teacher": 19.5}
+    assert enabled_at("e-case", None, sent, enablers, by_event, 20.0) == 19.5
+    # a record that arrived before the teacher was sent came from the first application
+    assert enabled_at("e-case", None, sent, enablers, by_event, 12.0) == 10.0
