@@ -422,6 +422,35 @@ class FaultRun:
             return f"unknown: {exc}"
 
     # -- reading and judging -----------------------------------------------------------------
+    def topic_ends(self, topic: str) -> dict[int, int]:
+        """High watermark of each partition of ``topic`` ({} if it does not exist)."""
+        from confluent_kafka import Consumer
+
+        consumer = Consumer(consumer_config(self.hub.settings, f"{self.hub.settings.app_id}-judge"))
+        try:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is None or meta.error is not None:
+                return {}
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in meta.partitions
+            }
+        finally:
+            consumer.close()
+
+    def wait_ends_settled(self, topic: str, quiet_s: float = 1.0, timeout: float = 15.0) -> None:
+        """Until ``topic``'s end offsets stay the same for ``quiet_s``: produce requests that were
+        already on the wire have landed (a fixed short sleep missed a late one once)."""
+        deadline = time.monotonic() + timeout
+        ends = self.topic_ends(topic)
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            now = self.topic_ends(topic)
+            if now == ends:
+                return
+            ends = now
+        raise ScenarioTimeout(f"{topic}: end offsets still moving after {timeout:.0f}s")
+
     def read_values(self, topic: str, timeout: float = 60.0) -> list[bytes]:
         return [v for _k, v, _h in self.read_messages(topic, timeout) if v is not None]
 

@@ -218,7 +218,7 @@ def test_output_topic_deleted_and_recreated(
         assert run.worker is not None
         run.worker.send_signal(signal.SIGSTOP)
         try:
-            time.sleep(0.5)  # let requests already on the wire land
+            run.wait_ends_settled(topic)  # requests already on the wire have landed
             before.extend(run.read_records(topic))
             run.extra_routing = before  # removed by the operator: counts as emitted
             for future in run.admin.delete_topics([topic], operation_timeout=30).values():
