@@ -37,7 +37,11 @@ def make_key(parts: AddressParts) -> str:
 
     Does not re-validate: normalised parts are valid by construction and this is the hot path.
     """
-    postcode, number, letter, toevoeging = parts
+    return _join(*parts)
+
+
+def _join(postcode: str, number: int, letter: str | None, toevoeging: str | int | None) -> str:
+    """``postcode-number[letter][-toevoeging]`` of parts already in their canonical form."""
     if letter is None:
         if toevoeging is None:
             return f"{postcode}-{number}"
@@ -73,14 +77,7 @@ def address_key(
             )
         )
     ):
-        postcode = normalise_postcode(postcode)
-        if huisletter is None:
-            if huisnummertoevoeging is None:
-                return f"{postcode}-{huisnummer}"
-            return f"{postcode}-{huisnummer}-{huisnummertoevoeging}"
-        if huisnummertoevoeging is None:
-            return f"{postcode}-{huisnummer}{huisletter}"
-        return f"{postcode}-{huisnummer}{huisletter}-{huisnummertoevoeging}"
+        return _join(normalise_postcode(postcode), huisnummer, huisletter, huisnummertoevoeging)
     return _normalised_key(postcode, huisnummer, huisletter, huisnummertoevoeging)
 
 
