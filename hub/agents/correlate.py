@@ -1,21 +1,26 @@
 """Correlate agent: ``normalised`` batch messages, per partition in order, a few at a time.
 
 Concurrency stays 1 (faust-streaming issue #606: with more it can commit past an in-flight
-message). ``take_events`` hands over what arrived within 10 ms (at most 32 messages) so one
-flush and one RocksDB write per partition cover them all. Faust acks the events only after
-``step`` returns, and ``step`` returns only once the batch is processed (it retries on error:
-:mod:`hub.pipeline.retry`), so an event is never committed unprocessed.
+message). :func:`~hub.pipeline.take.take_bounded` hands over what arrived within 10 ms after the
+previous step, up to 256 messages or 2 MiB, so one flush and one RocksDB write per partition
+cover them all. Faust acks the events only after ``step`` returns, and ``step`` returns only once
+the batch is processed (it retries on error: :mod:`hub.pipeline.retry`), so an event is never
+committed unprocessed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
 import faust
 
+from hub.pipeline import trace
+from hub.pipeline.take import take_bounded
 from hub.pipeline.trace import batch_done
 
-MAX_MESSAGES = 32
+MAX_MESSAGES = 256
+MAX_BYTES = 2 * 1024 * 1024  # about 10 backfill messages (~600 events each)
 WITHIN_S = 0.01
 
 
@@ -24,9 +29,23 @@ def register(
     topic: faust.TopicT,
     step: Callable[[list[tuple[int, int, bytes]]], Awaitable[None]],
 ) -> None:
-    # take_events is faust-streaming's, missing from its StreamT stubs
     @app.agent(topic, name="hub.correlate", concurrency=1)
     async def correlate(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(MAX_MESSAGES, within=WITHIN_S):  # type: ignore[attr-defined]
+        async for batch in take_bounded(stream, MAX_MESSAGES, MAX_BYTES, WITHIN_S):
+            if trace.TIMINGS:
+                trace_take(batch)
             await step([(e.message.partition, e.message.offset, e.value) for e in batch])
             batch_done("correlate", batch)
+
+
+def trace_take(batch: Sequence[faust.types.EventT]) -> None:
+    """Size of a take and how long its messages waited since the ingest stage produced them."""
+    now = time.time()
+    stamps = [e.message.timestamp for e in batch]
+    trace.timings(
+        "take",
+        msgs=len(batch),
+        kb=sum(len(e.message.value or b"") for e in batch) / 1024,
+        age_oldest_ms=(now - min(stamps)) * 1e3,
+        age_newest_ms=(now - max(stamps)) * 1e3,
+    )

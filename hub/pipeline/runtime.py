@@ -29,6 +29,7 @@ from hub.contracts.privacy import redacting
 from hub.engine.config import RulesConfig, load_config
 from hub.engine.lifecycle import Transition
 from hub.health import Readiness
+from hub.pipeline import trace
 from hub.pipeline.clients import consumer_config, producer_config
 from hub.pipeline.correlate import OutputTopics
 from hub.pipeline.gaps import (
@@ -238,12 +239,18 @@ class HubRuntime:
 
     async def _correlate_once(self, batch: list[Message]) -> None:
         writer = self.dossier_writer
+        spans = trace.Spans()
         messages = await self._complete(self.correlate_gaps, writer, batch)
+        spans.mark("gaps")
         result = self.correlator.process([(p, v) for p, _o, v in messages], writer)
         _with_next_input(result, messages)
+        spans.mark("process")
         _produce(writer, result)
         self.fault.check()  # test-only: fails here, with outputs produced and nothing persisted
-        await writer.persist(result.writes)
+        await writer.persist(result.writes, spans)
+        if trace.TIMINGS:
+            events = sum(o.events for o in result.outcomes)
+            trace.timings("correlate", msgs=len(messages), events=events, **spans.ms)
         for outcome in result.outcomes:
             self._account(
                 "correlate",

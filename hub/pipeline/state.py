@@ -69,9 +69,16 @@ class BatchedTableWriter:
     def produce(self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any) -> None:
         self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **kwargs)
 
-    async def persist(self, writes: dict[int, dict[bytes, bytes]]) -> None:
-        """Outputs acknowledged, then the changelog acknowledged, then RocksDB in one batch."""
+    async def persist(
+        self, writes: dict[int, dict[bytes, bytes]], spans: trace.Spans | None = None
+    ) -> None:
+        """Outputs acknowledged, then the changelog acknowledged, then RocksDB in one batch.
+
+        ``spans`` (diagnostics) gets the time of each of the three.
+        """
         await self.flush()
+        if spans is not None:
+            spans.mark("flush_outputs")
         changelog = self.table.changelog_topic.get_topic_name()
         self._offsets.clear()
         for partition, items in writes.items():
@@ -84,6 +91,8 @@ class BatchedTableWriter:
                     on_delivery=self._on_changelog,
                 )
         await self.flush()
+        if spans is not None:
+            spans.mark("changelog")
         for partition, items in writes.items():
             if not items:
                 continue
@@ -103,6 +112,8 @@ class BatchedTableWriter:
                     len(items),
                     offset,
                 )
+        if spans is not None:
+            spans.mark("rocksdb")
 
     async def flush(self) -> None:
         """Wait until every queued record is acknowledged or failed, however long that takes.

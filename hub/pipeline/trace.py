@@ -1,14 +1,19 @@
-"""Test-only offset trace: which input offsets each agent batch covered (``HUB_TRACE_BATCHES=1``).
+"""Diagnostic traces in the worker log, off unless asked for by an environment variable.
 
-A fault test that finds events skipped reads the worker logs to see whether any worker processed
-their offsets (and when), which tells a commit past unprocessed input from a stale state. Offsets
-and partitions only: no keys, no event content.
+- ``HUB_TRACE_BATCHES=1``: which input offsets each agent batch covered. A fault test that finds
+  events skipped reads the worker logs to see whether any worker processed their offsets (and
+  when), which tells a commit past unprocessed input from a stale state.
+- ``HUB_TRACE_TIMINGS=1``: where each step's time goes (ms per phase: the take's size and age,
+  the correlate step's processing and each flush, the ingest cycle). Issue 17's latency work
+  read these.
+Offsets, counts and durations only: no keys, no event content.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,3 +34,27 @@ def batch_done(stage: str, events: Sequence[Any]) -> None:
         span[2] += 1
     text = " ".join(f"p{p}={a}-{b}/{n}" for p, (a, b, n) in sorted(spans.items()))
     log.warning("trace %s done %s", stage, text)
+
+
+TIMINGS = os.environ.get("HUB_TRACE_TIMINGS", "") not in ("", "0", "false")
+
+
+class Spans:
+    """Durations between marks, in ms, for :func:`timings` (a few perf_counter calls a step)."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        """The time since the previous mark (or the start) is ``name``'s."""
+        now = time.perf_counter()
+        self.ms[name] = (now - self._last) * 1e3
+        self._last = now
+
+
+def timings(stage: str, **values: float) -> None:
+    """Log one step's figures (``HUB_TRACE_TIMINGS=1``)."""
+    if TIMINGS:
+        text = " ".join(f"{k}={v:.1f}" for k, v in values.items())
+        log.warning("timing %s %s", stage, text)

@@ -1,0 +1,103 @@
+"""Faust's ``Stream.take_events`` with a byte bound as well as a message bound.
+
+The correlate agent hands each step what arrived since the previous one, so one flush and one
+RocksDB write cover it all. A bound on messages alone does not fit both ends of the load:
+- at a steady 1,000 events/s the ingest stage writes many small messages (about two events
+  each, one per partition and poll), and a 32-message bound held a step to ~60 events. Each
+  step costs two broker round trips whatever its size, so the worker fell behind at 1,000/s
+  and the queue grew to seconds (issue 17, measured with ``HUB_TRACE_TIMINGS``);
+- during a backfill each message carries hundreds of events, and a large message bound would
+  make a step of hundreds of thousands of events (memory, and one long stall).
+So a step takes up to ``max_messages`` messages or ``max_bytes`` bytes of message values,
+whichever comes first, or what arrived within ``within`` seconds.
+
+This is faust-streaming's own ``take_events`` (the pinned version in pyproject.toml), with one
+condition changed; it uses the same stream internals. Acks are unchanged: the taken events are
+acked only after the caller's loop body returns for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+from faust.types import EventT, StreamT
+from mode.utils.futures import notify
+
+
+def take_bounded(
+    stream: StreamT, max_messages: int, max_bytes: int, within: float
+) -> AsyncGenerator[Sequence[EventT], None]:
+    """Yield lists of events: full (by count or bytes) or whatever arrived within ``within``.
+
+    Registered with the stream like Faust's own buffering generators, so stopping the stream
+    closes it (and acks what was consumed).
+    """
+    agen = _take_bounded(stream, max_messages, max_bytes, within)
+    active = getattr(stream, "_active_agens", None)
+    if active is not None:
+        active.add(agen)
+    return agen
+
+
+async def _take_bounded(
+    stream: StreamT, max_messages: int, max_bytes: int, within: float
+) -> AsyncGenerator[Sequence[EventT], None]:
+    s: Any = stream  # the Stream implementation (its StreamT stubs lack these internals)
+    events: list[EventT] = []
+    size = 0
+    buffer_full = asyncio.Event()
+    buffer_consumed = asyncio.Event()
+    buffer_consuming: asyncio.Future | None = None
+    stream_enable_acks: bool = s.enable_acks
+
+    channel_it = aiter(s.channel)
+
+    async def add_to_buffer(value: Any) -> Any:
+        nonlocal buffer_consuming, size
+        try:
+            if buffer_consuming is not None:  # the caller is processing the last list
+                try:
+                    await buffer_consuming
+                finally:
+                    buffer_consuming = None
+            event = s.current_event
+            if event is None:
+                raise RuntimeError("take buffer found current_event is None")
+            events.append(event)
+            message_value = event.message.value
+            size += len(message_value) if message_value is not None else 0
+            if len(events) >= max_messages or size >= max_bytes:
+                buffer_full.set()
+                buffer_consumed.clear()
+                await s.wait(buffer_consumed)  # strict: no more until the list is consumed
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            s.log.exception("Error adding to take buffer: %r", exc)
+            await s.crash(exc)
+        return value
+
+    s.enable_acks = False  # acked below, only after the caller is done with them
+    s.add_processor(add_to_buffer)
+    s._enable_passive(channel_it)
+    try:
+        while not s.should_stop:
+            await s.wait_for_stopped(buffer_full, timeout=within)
+            if events:
+                buffer_consuming = s.loop.create_future()
+                try:
+                    yield list(events)
+                finally:
+                    taken = list(events)
+                    events.clear()
+                    size = 0
+                    for event in taken:
+                        await s.ack(event)
+                    notify(buffer_consuming)  # lets add_to_buffer go on
+                    buffer_full.clear()
+                    buffer_consumed.set()
+    finally:
+        s.enable_acks = stream_enable_acks
+        s._processors.remove(add_to_buffer)

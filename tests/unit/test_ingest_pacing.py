@@ -1,0 +1,127 @@
+"""How often the ingest stage cycles and commits at a steady rate (issue 17: broker load).
+
+No broker: a fake consumer records how it was asked, and the clock is the test's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.contracts.events import set_occurred_at_bounds
+from hub.pipeline.ingest import CommitPacer, IngestStage, ReleaseCheckpoint
+from hub.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _default_bounds() -> Iterator[None]:
+    yield
+    set_occurred_at_bounds(None)  # the stage sets process-wide bounds from its clock
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_750_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeConsumer:
+    """``consume``/``poll`` from a queue of arrivals; a wait advances the clock."""
+
+    def __init__(self, clock: Clock, ready: int, arriving: int = 0) -> None:
+        self.clock = clock
+        self.ready = ready  # already fetched
+        self.arriving = arriving  # arrive during any wait
+        self.waits: list[float] = []
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        if timeout > 0:
+            self.waits.append(timeout)
+            self.clock.now += timeout
+            self.ready += self.arriving
+        taken = min(num_messages, self.ready)
+        self.ready -= taken
+        return [object()] * taken
+
+    def poll(self, timeout: float) -> Any:
+        taken = self.consume(1, timeout)
+        return taken[0] if taken else None
+
+
+class SilentMetrics:
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def _stage(tmp_path: Path, clock: Clock, min_cycle_s: float = 0.02) -> IngestStage:
+    return IngestStage(
+        Settings(topic_prefix="pace.", partitions=4),
+        object(),  # type: ignore[arg-type]  # no produce in these tests
+        clock=clock,
+        metrics_sink=SilentMetrics(),
+        checkpoint=ReleaseCheckpoint(tmp_path / "checkpoint.json", every_s=0),
+        min_cycle_s=min_cycle_s,
+    )
+
+
+def test_a_cycle_soon_after_the_last_waits_out_the_minimum_and_takes_what_arrives(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = FakeConsumer(clock, ready=3, arriving=5)
+    assert len(stage._next_batch(consumer)) == 3  # type: ignore[arg-type]  # first: no wait
+    assert consumer.waits == []
+    clock.now += 0.005
+    consumer.ready = 2
+    batch = stage._next_batch(consumer)  # type: ignore[arg-type]
+    assert consumer.waits == [pytest.approx(0.015, abs=1e-6)]  # the rest of the 20 ms
+    assert len(batch) == 2 + 5
+
+
+def test_a_cycle_after_the_minimum_has_passed_does_not_wait(tmp_path: Path) -> None:
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = FakeConsumer(clock, ready=3)
+    stage._next_batch(consumer)  # type: ignore[arg-type]
+    clock.now += 0.05
+    consumer.ready = 4
+    assert len(stage._next_batch(consumer)) == 4  # type: ignore[arg-type]
+    assert consumer.waits == []
+
+
+def test_a_full_batch_never_waits(tmp_path: Path) -> None:
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = FakeConsumer(clock, ready=2 * stage.max_batch)
+    stage._next_batch(consumer)  # type: ignore[arg-type]
+    assert len(stage._next_batch(consumer)) == stage.max_batch  # type: ignore[arg-type]
+    assert consumer.waits == []
+
+
+def test_an_idle_stage_waits_only_for_the_first_message(tmp_path: Path) -> None:
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = FakeConsumer(clock, ready=0)
+    assert stage._next_batch(consumer, wait=0.2) == []  # type: ignore[arg-type]
+    assert consumer.waits == [0.2]
+
+
+def test_under_load_commits_come_at_most_once_per_interval() -> None:
+    pacer = CommitPacer(every_s=0.5)
+    due = [pacer.due(True, t / 100) for t in range(0, 200, 2)]  # a batch every 20 ms for 2 s
+    assert sum(due) == 4
+    assert due[0]  # the first batch commits at once
+
+
+def test_an_idle_poll_commits_what_is_pending_at_once() -> None:
+    pacer = CommitPacer(every_s=0.5)
+    assert pacer.due(True, 0.0)
+    assert not pacer.due(True, 0.1)  # within the interval: pending
+    assert pacer.due(False, 0.15)  # nothing new came: commit now
+    assert not pacer.due(False, 0.2)  # nothing pending any more
