@@ -56,6 +56,13 @@ log = logging.getLogger(__name__)
 #: How often a worker looks for messages skipped at the end of its partitions (seconds).
 TAIL_GAP_EVERY_S = 15.0
 
+#: How often an idle stage acknowledges its last step's changelog and writes it to RocksDB
+#: (a busy one does that in its next step: :meth:`BatchedTableWriter.persist`).
+SETTLE_EVERY_S = 0.5
+
+#: How long a rebalance waits for the last step's changelog (well within the session timeout).
+REVOKE_SETTLE_S = 10.0
+
 
 @dataclass
 class CorrelateStats:
@@ -129,6 +136,8 @@ class HubRuntime:
         # one step at a time per stage: the agent's batches and the tail-gap sweep
         self._locks = {"correlate": asyncio.Lock(), "area": asyncio.Lock()}
         self.app.timer(TAIL_GAP_EVERY_S)(self.sweep_tail_gaps)
+        self.app.timer(SETTLE_EVERY_S)(self.settle_idle)
+        self.app.on_partitions_revoked.connect(self._settle_on_revoke)
         self.app.service(self._ingest_service())
 
     def _producer(self) -> Producer:
@@ -224,6 +233,36 @@ class HubRuntime:
                 once = self._correlate_once if stage == "correlate" else self._areas_once
                 retry = self.correlate_retry if stage == "correlate" else self.area_retry
                 await retry.run(functools.partial(once, messages))
+
+    def _writers(self) -> list[tuple[str, BatchedTableWriter]]:
+        return [("correlate", self.dossier_writer), ("area", self.area_writer)]
+
+    async def settle_idle(self) -> None:
+        """A stage that took no step since its last one settles it (a Faust timer)."""
+        for stage, writer in self._writers():
+            lock = self._locks[stage]
+            if not writer.pending or lock.locked():
+                continue
+            async with lock:
+                try:
+                    await writer.settle()
+                except DeliveryFailed as exc:  # the next step or tick tries again
+                    log.warning("%s: could not settle the last step yet: %s", stage, exc)
+
+    async def _settle_on_revoke(self, sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        """Before partitions move: every changelog record acknowledged, its state in RocksDB.
+
+        A new owner restores from the changelog; a record of ours landing after it started would
+        put stale state there. Faust has waited for the agents' current steps already. State
+        that cannot be settled (broker away) is forgotten: the input gap check re-derives it.
+        """
+        for stage, writer in self._writers():
+            async with self._locks[stage]:
+                try:
+                    await asyncio.wait_for(writer.settle(), REVOKE_SETTLE_S)
+                except (DeliveryFailed, TimeoutError) as exc:
+                    log.warning("%s: last step not settled before the rebalance: %r", stage, exc)
+                    writer.forget_pending()
 
     def _actives(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives()}

@@ -2,21 +2,27 @@
 
 Faust's ``table[key] = value`` sends one changelog message through aiokafka per key, which is the
 hot path's ceiling. :class:`BatchedTableWriter` does the same thing in bulk: the batch's changelog
-records are produced with confluent-kafka to the table's own changelog topic and partition
-(together with the batch's output records), the producer is flushed so every record is
-acknowledged, and only then are the values and the changelog offset written to the partition's
-RocksDB in one WriteBatch.
+records are produced with confluent-kafka to the table's own changelog topic and partition, and
+once they are acknowledged the values and the changelog offset go to the partition's RocksDB in
+one WriteBatch.
 
-Order matters across a crash: the batch's output records are flushed (acknowledged) *before* its
-changelog records are produced. Were the changelog ahead of the outputs, a crash between the two
-would let recovery restore the new state while the outputs were never written; the replayed batch
-would then find nothing changed and emit nothing (lost transitions, version gaps). With outputs
-first, a crash at any point leaves either the old state (the replay re-derives and re-emits the
-same records: exact (fingerprint, version) repeats) or the new state with every output already on
-the broker. A crash before the RocksDB write leaves the persisted offset behind, so
-Faust's recovery replays the changelog into RocksDB; the input offset is committed by Faust only
-after the agent's iteration returns, so at worst the batch is read again (and the engine ignores
-what it already applied). One writer per agent: producers and offsets are not shared.
+Order matters across a crash: a step's output records are acknowledged *before* its changelog
+records are produced. Were the changelog ahead of the outputs, a crash between the two would let
+recovery restore the new state while the outputs were never written; the replayed batch would
+then find nothing changed and emit nothing (lost transitions, version gaps).
+
+One broker round trip per step (issue 17): step N's changelog is produced after its outputs are
+acknowledged but not waited for; step N+1's flush acknowledges it together with N+1's outputs,
+and only then is N's state written to RocksDB. Meanwhile N's state is *pending*: reads
+(:meth:`get_many`) see it first. An idle stage settles it on a timer, a rebalance before its
+partitions move. Across a crash at any point:
+- old state, outputs maybe on the broker: the batch is read again (Faust had not committed it,
+  or it had and the input gap check finds the offsets past the stored next input offset,
+  :mod:`hub.pipeline.gaps`), re-derived and re-emitted: exact (fingerprint, version) repeats;
+- new state in the changelog but not in RocksDB: Faust's recovery replays the changelog from the
+  offset RocksDB stores.
+A failed flush keeps the pending state and produces its changelog again before the retry.
+One writer per agent: producers and offsets are not shared.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ class BatchedTableWriter:
         self.stall_after_s = stall_after_s
         self._errors: list[str] = []
         self._offsets: dict[int, int] = {}
+        # the last step's state: changelog produced, not yet known acknowledged; not in RocksDB
+        self._pending: dict[int, dict[bytes, bytes]] = {}
+        self._resend = False
 
     def db(self, partition: int) -> Any:
         """The RocksDB of one partition (opened by Faust on assignment and recovery)."""
@@ -64,7 +73,14 @@ class BatchedTableWriter:
         return data._db_for_partition(partition)
 
     def get_many(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
-        return self.db(partition)[keys] if keys else []
+        """Values as of the last step: its pending state first, RocksDB for the rest."""
+        if not keys:
+            return []
+        values: list[bytes | None] = self.db(partition)[keys]
+        pending = self._pending.get(partition)
+        if pending:
+            values = [pending.get(k, v) for k, v in zip(keys, values, strict=True)]
+        return values
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any) -> None:
         self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **kwargs)
@@ -72,15 +88,51 @@ class BatchedTableWriter:
     async def persist(
         self, writes: dict[int, dict[bytes, bytes]], spans: trace.Spans | None = None
     ) -> None:
-        """Outputs acknowledged, then the changelog acknowledged, then RocksDB in one batch.
+        """Outputs and the previous step's changelog acknowledged in one flush, then the previous
+        step's state to RocksDB, then this step's changelog produced (acknowledged next time).
 
-        ``spans`` (diagnostics) gets the time of each of the three.
+        ``spans`` (diagnostics) gets the time of each part.
         """
-        await self.flush()
+        if self._resend:  # the last flush failed: its changelog records may be among the failed
+            self._produce_changelog(self._pending)
+            self._resend = False
+        try:
+            await self.flush()
+        except DeliveryFailed:
+            self._resend = True
+            raise
         if spans is not None:
-            spans.mark("flush_outputs")
+            spans.mark("flush")
+        self._write_pending()
+        if spans is not None:
+            spans.mark("rocksdb")
+        self._produce_changelog(writes)
+        for partition, items in writes.items():
+            if items:
+                self._pending.setdefault(partition, {}).update(items)
+
+    async def settle(self) -> None:
+        """Acknowledge the pending changelog and write its state to RocksDB (idle, rebalance)."""
+        if not self._pending and not self._resend:
+            return
+        await self.persist({})
+
+    def forget_pending(self) -> None:
+        """Drop state whose changelog was never acknowledged (it could not be settled).
+
+        Safe: its input offsets are past the next input offset RocksDB stores, so the next batch
+        of the partition finds them as a gap and processes them again from the stored state
+        (:mod:`hub.pipeline.gaps`); the outputs they re-emit are exact repeats.
+        """
+        self._pending.clear()
+        self._resend = False
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def _produce_changelog(self, writes: dict[int, dict[bytes, bytes]]) -> None:
         changelog = self.table.changelog_topic.get_topic_name()
-        self._offsets.clear()
         for partition, items in writes.items():
             for key, value in items.items():
                 self.producer.produce(
@@ -90,12 +142,10 @@ class BatchedTableWriter:
                     partition=partition,
                     on_delivery=self._on_changelog,
                 )
-        await self.flush()
-        if spans is not None:
-            spans.mark("changelog")
-        for partition, items in writes.items():
-            if not items:
-                continue
+
+    def _write_pending(self) -> None:
+        """The pending state (its changelog acknowledged) and its changelog offsets to RocksDB."""
+        for partition, items in self._pending.items():
             batch = WriteBatch(raw_mode=True)
             for key, value in items.items():
                 batch.put(key, value)
@@ -112,8 +162,8 @@ class BatchedTableWriter:
                     len(items),
                     offset,
                 )
-        if spans is not None:
-            spans.mark("rocksdb")
+        self._pending.clear()
+        self._offsets.clear()
 
     async def flush(self) -> None:
         """Wait until every queued record is acknowledged or failed, however long that takes.

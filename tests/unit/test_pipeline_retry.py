@@ -139,6 +139,10 @@ class _Msg:
 class _Db:
     def __init__(self, log: list[tuple[str, Any]]) -> None:
         self.log = log
+        self.values: dict[bytes, bytes] = {}  # what RocksDB holds (writes only log)
+
+    def __getitem__(self, keys: list[bytes]) -> list[bytes | None]:
+        return [self.values.get(k) for k in keys]
 
     def write(self, batch: Any) -> None:
         self.log.append(("rocksdb", None))
@@ -161,13 +165,44 @@ def test_outputs_are_acknowledged_before_the_changelog_is_written() -> None:
     writer = _writer(producer)
     writer.produce("contact-routing", b"k", b"alert")
     asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
+    asyncio.run(writer.settle())
+    assert producer.log == [
+        ("produce", "contact-routing"),
+        ("flush", None),
+        ("produce", "changelog"),  # after the outputs' acknowledgement
+        ("flush", None),  # the next step's (here: settle's) flush acknowledges it
+        ("rocksdb", None),  # and only then is the state in RocksDB
+    ]
+
+
+def test_one_flush_per_step_covers_its_outputs_and_the_last_steps_changelog() -> None:
+    producer = _FakeProducer()
+    writer = _writer(producer)
+    writer.produce("contact-routing", b"a", b"alert-1")
+    asyncio.run(writer.persist({0: {b"a": b"dossier-1"}}))
+    writer.produce("contact-routing", b"b", b"alert-2")
+    asyncio.run(writer.persist({1: {b"b": b"dossier-2"}}))
     assert producer.log == [
         ("produce", "contact-routing"),
         ("flush", None),
         ("produce", "changelog"),
-        ("flush", None),
-        ("rocksdb", None),
+        ("produce", "contact-routing"),
+        ("flush", None),  # step 2's outputs and step 1's changelog
+        ("rocksdb", None),  # step 1's state
+        ("produce", "changelog"),
     ]
+
+
+def test_the_state_of_the_last_step_is_read_before_it_reaches_rocksdb() -> None:
+    producer = _FakeProducer()
+    writer = _writer(producer)
+    writer.db(0).values = {b"a": b"old", b"c": b"other"}
+    asyncio.run(writer.persist({0: {b"a": b"new"}}))
+    assert writer.pending
+    assert writer.get_many(0, [b"a", b"c"]) == [b"new", b"other"]
+    assert writer.get_many(1, [b"a"]) == [b"old"]  # other partition: RocksDB's
+    asyncio.run(writer.settle())
+    assert not writer.pending
 
 
 def test_a_failed_output_leaves_changelog_and_state_untouched() -> None:
@@ -178,6 +213,31 @@ def test_a_failed_output_leaves_changelog_and_state_untouched() -> None:
         asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
     assert ("produce", "changelog") not in producer.log
     assert ("rocksdb", None) not in producer.log
+    assert not writer.pending
+
+
+def test_a_failed_flush_produces_the_pending_changelog_again_before_the_retry() -> None:
+    producer = _FakeProducer()
+    writer = _writer(producer)
+    asyncio.run(writer.persist({0: {b"k": b"dossier"}}))  # changelog produced, pending
+    producer.fail = "changelog"
+    with pytest.raises(DeliveryFailed):
+        asyncio.run(writer.persist({}))
+    assert ("rocksdb", None) not in producer.log  # never before its changelog is acknowledged
+    assert writer.get_many(0, [b"k"]) == [b"dossier"]  # still the state the retry reads
+    producer.fail = None
+    producer.log.clear()
+    asyncio.run(writer.persist({}))  # the retry
+    assert producer.log == [("produce", "changelog"), ("flush", None), ("rocksdb", None)]
+
+
+def test_state_that_cannot_be_settled_can_be_forgotten() -> None:
+    producer = _FakeProducer()
+    writer = _writer(producer)
+    asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
+    writer.forget_pending()
+    assert not writer.pending
+    assert writer.get_many(0, [b"k"]) == [None]  # RocksDB's: the gap check re-derives it
 
 
 def test_flush_waits_for_the_broker_however_long_and_says_so() -> None:
@@ -236,4 +296,5 @@ def test_a_stuck_producer_is_replaced_and_the_batch_attempt_fails() -> None:
     writer.produce("dossiers", b"k", b"dossier")  # the retried attempt goes through
     asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
     assert ("produce", "changelog") in fresh.log
+    asyncio.run(writer.settle())  # the next flush acknowledges the changelog
     assert ("rocksdb", None) in stuck.log  # the table's log (the fake table shares it)
