@@ -88,7 +88,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=3.0,
         # also the changelog batch size during recovery: small values made recovery slow
         broker_max_poll_records=500,
-        stream_buffer_maxsize=256,
+        stream_buffer_maxsize=64,
         # warm copies of the tables on another worker (HUB_STANDBY_REPLICAS): a failover
         # replays the changelog from the standby's position instead of from the start
         table_standby_replicas=s.standby_replicas,
