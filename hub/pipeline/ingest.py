@@ -186,12 +186,6 @@ class ReleaseCheckpoint:
 
 CHECKPOINT_FILE = "ingest-release-checkpoint.json"
 
-#: Under load the stage commits its input offsets at most this often. A commit is one broker
-#: request; committing every poll cycle (~125/s at 1,000 events/s) was a large part of the
-#: broker's CPU on a 2-core machine. What a crash leaves uncommitted is read again: its
-#: outputs were persisted before, so the repeats are exact and the engine drops them.
-COMMIT_EVERY_S = 0.5
-
 
 def trace_cycle(messages: list[Message], spans: trace.Spans) -> None:
     """A poll cycle's size, phases, and the age of its oldest event when it was taken."""
@@ -200,32 +194,11 @@ def trace_cycle(messages: list[Message], spans: trace.Spans) -> None:
     trace.timings("ingest", msgs=len(messages), **spans.ms, age_oldest_ms=taken_ms - oldest)
 
 
-class CommitPacer:
-    """When the stage commits: under load at most every ``every_s``, at once when idle.
-
-    Each commit is a broker request; committing every poll cycle (~125/s at 1,000 events/s)
-    was a large part of the broker's CPU on a 2-core machine. An idle poll (nothing new)
-    commits what is pending at once, so a quiet stage's lag reaches 0.
-    """
-
-    def __init__(self, every_s: float) -> None:
-        self.every_s = every_s
-        self._last = float("-inf")
-        self._pending = False
-
-    def due(self, took_messages: bool, now: float) -> bool:
-        """Called once per poll cycle, after the batch is persisted."""
-        self._pending = self._pending or took_messages
-        if not self._pending or (took_messages and now - self._last < self.every_s):
-            return False
-        self._pending, self._last = False, now
-        return True
-
-
 #: The shortest poll cycle at a steady rate (see IngestStage._next_batch): at 1,000 events/s
-#: cycles of ~8 events made ~8 tiny produce requests and Faust messages each, and the 2-core
-#: machine spent more on that than on the events. Waiting at most this long adds as much
-#: latency to an event and cuts the cycles to at most 1/MIN_CYCLE_S per second.
+#: cycles of ~8 events made ~8 tiny produce requests, a commit and ~8 Faust messages each, and
+#: the 2-core machine spent more on that than on the events (the broker alone 80 % of a core).
+#: Waiting at most this long adds as much latency to an event and cuts the cycles (and commits)
+#: to at most 1/MIN_CYCLE_S per second.
 MIN_CYCLE_S = 0.02
 
 # librdkafka prefetches up to queued.max.messages.kbytes (256 MiB in consumer_config) per consumer:
@@ -332,7 +305,6 @@ class IngestStage:
             consumer.subscribe(self.topics.inbound(self.settings.shared_inbound))
             self.ready.set()
             last_lag = 0.0
-            pacer = CommitPacer(COMMIT_EVERY_S)
             try:
                 while not stop.is_set():
                     self._follow_state(state)
@@ -348,7 +320,7 @@ class IngestStage:
                     if messages or self._state or self._unflushed:
                         self.persist()
                     spans.mark("persist")
-                    if pacer.due(bool(messages), time.monotonic()):
+                    if messages:
                         self._commit(consumer)
                     if trace.TIMINGS and messages:
                         trace_cycle(messages, spans)
