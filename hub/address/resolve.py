@@ -101,6 +101,7 @@ class Ingestor:
         self._buildings: dict[str, dict[CaseRef, NormalisedEvent]] = {}
         self._parked_on_id: dict[str, dict[CaseRef, _Parked]] = {}
         self._parked_on_pand: dict[str, dict[CaseRef, _Parked]] = {}
+        self._parked = 0  # entries of both, kept as they change (read after every batch)
         # nummeraanduiding id -> pands an event placed it in before the id's key was known
         self._pending_links: dict[str, set[str]] = {}
 
@@ -132,9 +133,10 @@ class Ingestor:
 
     @property
     def parked_count(self) -> int:
-        return sum(len(w) for w in self._parked_on_id.values()) + sum(
-            len(w) for w in self._parked_on_pand.values()
-        )
+        """Parked events (one per case and wait reason), counted as they come and go: the
+        ingest stage reads it after every batch that parks, and a sum over every waiting id
+        and pand grew with the backlog of parked events (issue 17)."""
+        return self._parked
 
     def replay_parked(self) -> IngestResult:
         """Retry every parked event against the register as it is now (the operator command).
@@ -147,6 +149,7 @@ class Ingestor:
         pending.extend(p for waiting in self._parked_on_pand.values() for p in waiting.values())
         self._parked_on_id.clear()
         self._parked_on_pand.clear()
+        self._parked = 0
         result = IngestResult()
         for p in pending:
             self._process(p.event, p.ingested_at_ms, result, release=True)
@@ -343,6 +346,8 @@ class Ingestor:
         waiting = store.setdefault(wait_on, {})
         ref: CaseRef = (str(event.source), event.case_id)
         previous = waiting.get(ref)
+        if previous is None:
+            self._parked += 1
         if previous is None or previous.event.occurred_at <= event.occurred_at:
             waiting[ref] = _Parked(event, ingested_at_ms)
         log.debug("parked %s: waiting for %s", event.event_id, "pand" if pand else "id")
@@ -364,11 +369,14 @@ class Ingestor:
                     queue.extend(derived)
                 waiting = self._parked_on_id.pop(nid, None)
                 if waiting:
+                    self._parked -= len(waiting)
                     for p in waiting.values():
                         self._process(p.event, p.ingested_at_ms, result, release=True)
             elif kind == FACT_PAND:
                 pand, key = fact["pand_id"], fact["address_key"]
-                self._parked_on_pand.pop(pand, None)  # served by the building memory below
+                served = self._parked_on_pand.pop(pand, None)  # by the building memory below
+                if served:
+                    self._parked -= len(served)
                 cases = self._buildings.get(pand)
                 if cases:
                     for template in list(cases.values()):
