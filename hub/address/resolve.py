@@ -281,33 +281,35 @@ class Ingestor:
                 gm = self.municipalities.code_from_bag_id(nid or pand)
         contact = event.contact
         amount = event.amount_eur
-        return from_values(  # NormalisedEvent(...), every field given, built faster
-            event_id=event.event_id,
-            source=str(event.source),
-            case_id=event.case_id,
-            case_type=str(event.case_type),
-            status=str(event.status),
-            occurred_at_ms=occurred_at_ms(event.occurred_at),
-            address_key=key or "",
-            gemeentecode=gm,
-            steering_group=self.municipalities.steering_group(gm),
-            nummeraanduiding_id=nid,
-            pand_id=pand,
-            source_org=event.source_org,
-            planned_start=event.planned_start.isoformat() if event.planned_start else None,
-            planned_end=event.planned_end.isoformat() if event.planned_end else None,
-            contact_name=contact.name if contact else None,
-            contact_role=str(contact.role) if contact and contact.role else None,
-            contact_phone=contact.phone if contact else None,
-            contact_email=contact.email if contact else None,
+        # NormalisedEvent(...): every field, in field order, positionally (issue 17: a call
+        # with 21 keywords cost about as much again as the construction itself)
+        return from_values(
+            event.event_id,  # event_id
+            str(event.source),  # source
+            event.case_id,  # case_id
+            str(event.case_type),  # case_type
+            str(event.status),  # status
+            occurred_at_ms(event.occurred_at),  # occurred_at_ms
+            key or "",  # address_key
+            gm,  # gemeentecode
+            self.municipalities.steering_group(gm),  # steering_group
+            nid,  # nummeraanduiding_id
+            pand,  # pand_id
+            event.source_org,  # source_org
+            event.planned_start.isoformat() if event.planned_start else None,  # planned_start
+            event.planned_end.isoformat() if event.planned_end else None,  # planned_end
+            contact.name if contact else None,  # contact_name
+            str(contact.role) if contact and contact.role else None,  # contact_role
+            contact.phone if contact else None,  # contact_phone
+            contact.email if contact else None,  # contact_email
             # amount has at most 2 decimals (contract), so scaling by 10^2 is exact
-            amount_cents=(
+            (  # amount_cents
                 int(amount.scaleb(2).to_integral_value(rounding=ROUND_HALF_EVEN))
                 if amount is not None
                 else None
             ),
-            ingested_at_ms=ingested_at_ms,
-            attributes=dict(event.attributes),
+            ingested_at_ms,  # ingested_at_ms
+            dict(event.attributes),  # attributes
         )
 
     def _target(self, base: NormalisedEvent, key: str) -> NormalisedEvent:
