@@ -1,14 +1,22 @@
 """CPU per event of the hub's two hot-path stages, in process, A/B against another source tree.
 
-``python bench/cpu_ab.py --base DIR [--runs 5] [--events N]`` runs this tree and the tree at
-``DIR`` (e.g. ``git archive main`` unpacked) alternately, each in a fresh interpreter, and prints
-the median **process CPU time** (``time.process_time``) per inbound event of:
+``python bench/cpu_ab.py --base DIR [--runs 5] [--events N] [--batch N]`` runs this tree and the
+tree at ``DIR`` (e.g. ``git archive main`` unpacked) alternately, each in a fresh interpreter, and
+prints the median **process CPU time** (``time.process_time``) per inbound event of:
 
 - **ingest**: ``IngestStage.process`` over poll batches of 5,000 wire records of the bench
   workload (fake producer: the records are kept, not sent), as in the ingest child;
 - **correlate**: ``CorrelateProcessor.process`` over the ``normalised`` messages the ingest run
   produced, up to 32 per call as the agent takes them, on an in-memory store, encoding with the
   worker's ``AvroCodec``, as in the Faust worker (without Faust, RocksDB and the producer).
+
+That is the throughput regime (a backlog: full batches, each key several times per step).
+``--batch N`` (N below 5,000) models a **steady rate** instead: ingest poll batches of N wire
+records (at 1,000 events/s the child polls about 8-25 per cycle), and each correlate call takes
+the messages of the polls that cover ``--step-events`` inbound events (default 20: what arrives
+in 20 ms at 1,000/s), so nearly every key comes once per step and pays a whole dossier decode,
+apply, encode. Its digest differs from the throughput mode's (dossier versions count steps),
+never between trees at the same ``--batch``.
 
 CPU time, not wall clock, and interleaved runs: the machine is shared, and a neighbour's load
 changes wall-clock figures far more than any change here. Each run also prints a digest of the
@@ -122,7 +130,27 @@ def _digest(update: Any, records: Any) -> None:
                 update(hvalue or b"-")
 
 
-def run_one(events: int) -> dict[str, Any]:
+def correlate_calls(
+    polls: list[list[tuple[int, bytes]]], batch: int, step_events: int
+) -> list[list[tuple[int, bytes]]]:
+    """The ``normalised`` messages of each correlate call, from those of each ingest poll.
+
+    Throughput mode (``batch`` = POLL_BATCH): all messages in order, AGENT_TAKE per call, as
+    before. Steady rate: the messages of consecutive polls until they cover ``step_events``
+    inbound events (``batch`` per poll), at most AGENT_TAKE per call.
+    """
+    if batch == POLL_BATCH:
+        flat = [m for poll in polls for m in poll]
+        return [flat[i : i + AGENT_TAKE] for i in range(0, len(flat), AGENT_TAKE)]
+    per_call = max(1, -(-step_events // batch))  # polls per call, rounded up
+    calls: list[list[tuple[int, bytes]]] = []
+    for start in range(0, len(polls), per_call):
+        taken = [m for poll in polls[start : start + per_call] for m in poll]
+        calls.extend(taken[i : i + AGENT_TAKE] for i in range(0, len(taken), AGENT_TAKE))
+    return calls
+
+
+def run_one(events: int, batch: int = POLL_BATCH, step_events: int = 20) -> dict[str, Any]:
     import hub.engine.dossier as dossier_module
     from hub.contracts.codec import AvroCodec
     from hub.engine.config import load_config
@@ -146,17 +174,23 @@ def run_one(events: int) -> dict[str, Any]:
             metrics_sink=_NoMetrics(),
             checkpoint=ReleaseCheckpoint(None),
         )
+        ends: list[int] = []  # len(producer.records) after each poll
         gc.collect()
         t0 = time.process_time()
-        for start in range(0, len(messages), POLL_BATCH):
-            stage.process(messages[start : start + POLL_BATCH])  # type: ignore[arg-type]
+        for start in range(0, len(messages), batch):
+            stage.process(messages[start : start + batch])  # type: ignore[arg-type]
             stage.persist()
+            ends.append(len(producer.records))
         ingest_s = time.process_time() - t0
-    normalised = [
-        (partition or 0, value or b"")
-        for topic, _k, value, partition, _h in producer.records
-        if topic == stage.topics.normalised
+    polls = [
+        [
+            (partition or 0, value or b"")
+            for topic, _k, value, partition, _h in producer.records[begin:end]
+            if topic == stage.topics.normalised
+        ]
+        for begin, end in zip([0, *ends], ends, strict=False)
     ]
+    calls = correlate_calls(polls, batch, step_events)
     _digest(
         digest.update,
         [(t, k, v, h) for t, k, v, _p, h in producer.records if t != stage.topics.normalised],
@@ -174,8 +208,8 @@ def run_one(events: int) -> dict[str, Any]:
     out_records = 0
     gc.collect()
     t0 = time.process_time()
-    for start in range(0, len(normalised), AGENT_TAKE):
-        result = processor.process(normalised[start : start + AGENT_TAKE], store)
+    for call in calls:
+        result = processor.process(call, store)
         for partition, writes in result.writes.items():
             store.data.setdefault(partition, {}).update(writes)
         _digest(digest.update, [(r.topic, r.key, r.value, r.headers) for r in result.records])
@@ -183,7 +217,9 @@ def run_one(events: int) -> dict[str, Any]:
     correlate_s = time.process_time() - t0
     return {
         "events": len(messages),
-        "normalised_messages": len(normalised),
+        "batch": batch,
+        "normalised_messages": sum(len(c) for c in calls),
+        "correlate_calls": len(calls),
         "output_records": out_records,
         "ingest_us": round(ingest_s / len(messages) * 1e6, 2),
         "correlate_us": round(correlate_s / len(messages) * 1e6, 2),
@@ -191,10 +227,12 @@ def run_one(events: int) -> dict[str, Any]:
     }
 
 
-def _run_tree(tree: Path, events: int) -> dict[str, Any]:
+def _run_tree(tree: Path, events: int, batch: int, step_events: int) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0")
+    command = [sys.executable, str(Path(__file__).resolve()), "--one", "--events", str(events)]
+    command += ["--batch", str(batch), "--step-events", str(step_events)]
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--one", "--events", str(events)],
+        command,
         env=env,
         cwd=tree,
         capture_output=True,
@@ -217,6 +255,18 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=POLL_BATCH,
+        help="ingest poll batch; below 5,000 the steady-rate mode (see the module docstring)",
+    )
+    parser.add_argument(
+        "--step-events",
+        type=int,
+        default=20,
+        help="steady-rate mode: inbound events whose messages one correlate call takes",
+    )
     parser.add_argument("--prepare", action="store_true", help="pickle the quick workload")
     args = parser.parse_args()
     if args.prepare:
@@ -228,7 +278,7 @@ def main() -> None:
         WORKLOAD.write_bytes(pickle.dumps((w.keys, w.values, w.event_ids), protocol=5))
         return
     if args.one:
-        print(json.dumps(run_one(args.events)))
+        print(json.dumps(run_one(args.events, args.batch, args.step_events)))
         return
     trees = {"new": ROOT}
     if args.base is not None:
@@ -242,7 +292,7 @@ def main() -> None:
     for i in range(args.runs):
         order = list(trees)[i % len(trees) :] + list(trees)[: i % len(trees)]  # rotate
         for name in order:
-            r = _run_tree(trees[name], args.events)
+            r = _run_tree(trees[name], args.events, args.batch, args.step_events)
             runs[name].append(r)
             print(
                 f"{name:6} ingest {r['ingest_us']:7.2f} correlate {r['correlate_us']:7.2f} "

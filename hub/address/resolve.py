@@ -101,6 +101,7 @@ class Ingestor:
         self._buildings: dict[str, dict[CaseRef, NormalisedEvent]] = {}
         self._parked_on_id: dict[str, dict[CaseRef, _Parked]] = {}
         self._parked_on_pand: dict[str, dict[CaseRef, _Parked]] = {}
+        self._parked = 0  # entries of both, kept as they change (read after every batch)
         # nummeraanduiding id -> pands an event placed it in before the id's key was known
         self._pending_links: dict[str, set[str]] = {}
 
@@ -132,9 +133,10 @@ class Ingestor:
 
     @property
     def parked_count(self) -> int:
-        return sum(len(w) for w in self._parked_on_id.values()) + sum(
-            len(w) for w in self._parked_on_pand.values()
-        )
+        """Parked events (one per case and wait reason), counted as they come and go: the
+        ingest stage reads it after every batch that parks, and a sum over every waiting id
+        and pand grew with the backlog of parked events (issue 17)."""
+        return self._parked
 
     def replay_parked(self) -> IngestResult:
         """Retry every parked event against the register as it is now (the operator command).
@@ -147,6 +149,7 @@ class Ingestor:
         pending.extend(p for waiting in self._parked_on_pand.values() for p in waiting.values())
         self._parked_on_id.clear()
         self._parked_on_pand.clear()
+        self._parked = 0
         result = IngestResult()
         for p in pending:
             self._process(p.event, p.ingested_at_ms, result, release=True)
@@ -278,33 +281,35 @@ class Ingestor:
                 gm = self.municipalities.code_from_bag_id(nid or pand)
         contact = event.contact
         amount = event.amount_eur
-        return from_values(  # NormalisedEvent(...), every field given, built faster
-            event_id=event.event_id,
-            source=str(event.source),
-            case_id=event.case_id,
-            case_type=str(event.case_type),
-            status=str(event.status),
-            occurred_at_ms=occurred_at_ms(event.occurred_at),
-            address_key=key or "",
-            gemeentecode=gm,
-            steering_group=self.municipalities.steering_group(gm),
-            nummeraanduiding_id=nid,
-            pand_id=pand,
-            source_org=event.source_org,
-            planned_start=event.planned_start.isoformat() if event.planned_start else None,
-            planned_end=event.planned_end.isoformat() if event.planned_end else None,
-            contact_name=contact.name if contact else None,
-            contact_role=str(contact.role) if contact and contact.role else None,
-            contact_phone=contact.phone if contact else None,
-            contact_email=contact.email if contact else None,
+        # NormalisedEvent(...): every field, in field order, positionally (issue 17: a call
+        # with 21 keywords cost about as much again as the construction itself)
+        return from_values(
+            event.event_id,  # event_id
+            str(event.source),  # source
+            event.case_id,  # case_id
+            str(event.case_type),  # case_type
+            str(event.status),  # status
+            occurred_at_ms(event.occurred_at),  # occurred_at_ms
+            key or "",  # address_key
+            gm,  # gemeentecode
+            self.municipalities.steering_group(gm),  # steering_group
+            nid,  # nummeraanduiding_id
+            pand,  # pand_id
+            event.source_org,  # source_org
+            event.planned_start.isoformat() if event.planned_start else None,  # planned_start
+            event.planned_end.isoformat() if event.planned_end else None,  # planned_end
+            contact.name if contact else None,  # contact_name
+            str(contact.role) if contact and contact.role else None,  # contact_role
+            contact.phone if contact else None,  # contact_phone
+            contact.email if contact else None,  # contact_email
             # amount has at most 2 decimals (contract), so scaling by 10^2 is exact
-            amount_cents=(
+            (  # amount_cents
                 int(amount.scaleb(2).to_integral_value(rounding=ROUND_HALF_EVEN))
                 if amount is not None
                 else None
             ),
-            ingested_at_ms=ingested_at_ms,
-            attributes=dict(event.attributes),
+            ingested_at_ms,  # ingested_at_ms
+            dict(event.attributes),  # attributes
         )
 
     def _target(self, base: NormalisedEvent, key: str) -> NormalisedEvent:
@@ -343,6 +348,8 @@ class Ingestor:
         waiting = store.setdefault(wait_on, {})
         ref: CaseRef = (str(event.source), event.case_id)
         previous = waiting.get(ref)
+        if previous is None:
+            self._parked += 1
         if previous is None or previous.event.occurred_at <= event.occurred_at:
             waiting[ref] = _Parked(event, ingested_at_ms)
         log.debug("parked %s: waiting for %s", event.event_id, "pand" if pand else "id")
@@ -364,11 +371,14 @@ class Ingestor:
                     queue.extend(derived)
                 waiting = self._parked_on_id.pop(nid, None)
                 if waiting:
+                    self._parked -= len(waiting)
                     for p in waiting.values():
                         self._process(p.event, p.ingested_at_ms, result, release=True)
             elif kind == FACT_PAND:
                 pand, key = fact["pand_id"], fact["address_key"]
-                self._parked_on_pand.pop(pand, None)  # served by the building memory below
+                served = self._parked_on_pand.pop(pand, None)  # by the building memory below
+                if served:
+                    self._parked -= len(served)
                 cases = self._buildings.get(pand)
                 if cases:
                     for template in list(cases.values()):

@@ -44,13 +44,51 @@ def write_long(out: bytearray, n: int) -> None:
     out.append(n)
 
 
-def compile_writer(schema: dict[str, Any]) -> Writer | None:
-    """A writer for a fastavro-parsed record schema, or None if fastavro must write it."""
+def compile_writer(schema: dict[str, Any], positional: bool = False) -> Writer | None:
+    """A writer for a fastavro-parsed record schema, or None if fastavro must write it.
+
+    ``positional``: every record (the top one and nested ones) is given as a sequence of its
+    field values in schema order (a tuple) instead of a mapping, so a caller that holds the
+    values need not build a dict per record only for the writer to look each key up again
+    (the dossier of every changed address, issue 17). Same bytes; a short or long row is a
+    ``ValueError``.
+    """
     try:
-        compiled: Writer = _Generator(dict(schema.get("__named_schemas", {}))).build(schema)
+        generator = _Generator(dict(schema.get("__named_schemas", {})), positional)
+        compiled: Writer = generator.build(schema)
         return compiled
     except Unsupported:
         return None
+
+
+def record_fields(schema: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Field names, in order, of every record type in a parsed schema, by short name.
+
+    What a positional row (see :func:`compile_writer`) must follow: a caller compares this with
+    the layout it builds its rows in, and writes mappings when they differ.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for branch in node:
+                walk(branch)
+        elif isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "record":
+                short = str(node["name"]).rsplit(".", 1)[-1]
+                if short in found:
+                    return
+                found[short] = tuple(f["name"] for f in node["fields"])
+                for f in node["fields"]:
+                    walk(f["type"])
+            elif kind == "array":
+                walk(node["items"])
+            elif kind == "map":
+                walk(node["values"])
+
+    walk(schema)
+    return found
 
 
 class _Generator(CodeGenerator):
@@ -58,7 +96,7 @@ class _Generator(CodeGenerator):
 
     filename = "<avro-writer>"
 
-    def __init__(self, named: dict[str, Any]) -> None:
+    def __init__(self, named: dict[str, Any], positional: bool = False) -> None:
         super().__init__(
             named,
             {
@@ -67,8 +105,17 @@ class _Generator(CodeGenerator):
                 "pack_float": struct.Struct("<f").pack,
             },
         )
+        self.positional = positional
 
     def record_lines(self, function: str, schema: dict[str, Any]) -> list[str]:
+        if self.positional:
+            values = [self.var() for _ in schema["fields"]]
+            if not values:
+                return [f"def {function}(out, record):", "    () = record"]
+            lines = [f"def {function}(out, record):", f"    ({', '.join(values)},) = record"]
+            for field, value in zip(schema["fields"], values, strict=True):
+                lines.extend(self.emit(field["type"], value, "    "))
+            return lines
         lines = [f"def {function}(out, record):", "    get = record.get"]
         for field in schema["fields"]:
             value = self.var()
@@ -104,8 +151,7 @@ class _Generator(CodeGenerator):
         if kind == "array":
             item = self.var()
             return [
-                f"{indent}if len({value}) > 0:",
-                f"{indent}    write_long(out, len({value}))",
+                *self.block_count(value, indent),
                 f"{indent}    for {item} in {value}:",
                 *self.emit(schema["items"], item, indent + "        "),
                 f"{indent}out.append(0)",
@@ -113,8 +159,7 @@ class _Generator(CodeGenerator):
         if kind == "map":
             key, item = self.var(), self.var()
             return [
-                f"{indent}if len({value}) > 0:",
-                f"{indent}    write_long(out, len({value}))",
+                *self.block_count(value, indent),
                 f"{indent}    for {key}, {item} in {value}.items():",
                 *self.primitive("string", key, indent + "        "),
                 *self.emit(schema["values"], item, indent + "        "),
@@ -146,7 +191,7 @@ class _Generator(CodeGenerator):
             return [f"{indent}out += pack_double({value})"]
         if kind == "float":
             return [f"{indent}out += pack_float({value})"]
-        data = self.var()
+        data, size = self.var(), self.var()
         lines = (
             [f"{indent}{data} = {value}.encode()"]
             if kind == "string"
@@ -154,11 +199,25 @@ class _Generator(CodeGenerator):
         )
         return [
             *lines,
-            f"{indent}if len({data}) < 64:",
-            f"{indent}    out.append(len({data}) << 1)",
+            f"{indent}{size} = len({data})",
+            f"{indent}if {size} < 64:",
+            f"{indent}    out.append({size} << 1)",
             f"{indent}else:",
-            f"{indent}    write_long(out, len({data}))",
+            f"{indent}    write_long(out, {size})",
             f"{indent}out += {data}",
+        ]
+
+    def block_count(self, value: str, indent: str) -> list[str]:
+        """``if`` the array/map ``value`` is not empty: its item count (one block), then the
+        loop the caller adds one level deeper; a count below 64 is one byte."""
+        size = self.var()
+        return [
+            f"{indent}{size} = len({value})",
+            f"{indent}if {size} > 0:",
+            f"{indent}    if {size} < 64:",
+            f"{indent}        out.append({size} << 1)",
+            f"{indent}    else:",
+            f"{indent}        write_long(out, {size})",
         ]
 
     def logical(

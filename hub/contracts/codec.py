@@ -39,7 +39,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from hub.contracts.avro import SchemaSet, SchemaVersion, default_schema_set, load_schema_version
 from hub.contracts.avro_reader import Reader, compile_reader
-from hub.contracts.avro_writer import Writer, compile_writer
+from hub.contracts.avro_writer import Writer, compile_writer, record_fields
 from hub.contracts.enums import RejectReason
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -246,6 +246,47 @@ class AvroCodec:
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             raise EncodeError(f"{name}: {exc}") from exc
         return out.getvalue()
+
+    def row_encoder(
+        self, name: str, layout: Mapping[str, Sequence[str]]
+    ) -> Callable[[Sequence[Any]], bytes] | None:
+        """``encode`` for records given as rows (tuples of field values in schema order), or
+        None when that does not apply.
+
+        ``layout`` is the caller's row layout: short record name -> field names, for the record
+        and every record nested in it. The encoder exists only when the current schema of
+        ``name`` has exactly those records and fields in that order and the generated writer
+        handles it; otherwise (an evolved schema, an unsupported construct) the caller keeps
+        building mappings for :meth:`encode`. Same bytes and framing as :meth:`encode`; a value
+        that does not fit is an :class:`EncodeError`. Saves the dict per record and its key
+        look-ups (the dossier of every changed address, issue 17).
+        """
+        schema = self._writers.get(name)
+        if schema is None:
+            return None
+        if record_fields(schema) != {k: tuple(v) for k, v in layout.items()}:
+            return None
+        writer = compile_writer(schema, positional=True)
+        if writer is None:
+            return None
+        single_object = self.framing == "single_object"
+        header = self._headers[name]
+
+        def encode_row(row: Sequence[Any]) -> bytes:
+            buf = bytearray(
+                header
+                if single_object
+                else CONFLUENT_MAGIC + self._schema_id(name).to_bytes(4, "big")
+            )
+            try:
+                writer(buf, row)
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+                raise EncodeError(f"{name}: {exc}") from exc
+            except struct.error as exc:
+                raise EncodeError(f"{name}: {exc}") from exc
+            return bytes(buf)
+
+        return encode_row
 
     def encode_with(
         self, writer: SchemaVersion, record: Mapping[str, Any], framing: Framing | None = None

@@ -34,6 +34,26 @@ def format_cents(cents: int | None) -> str | None:
     return f"{sign}{whole}.{frac:02d}"
 
 
+#: The DossierCase fields (schemas/avro/AddressDossier.v1.avsc), in the order of
+#: :meth:`CaseState.dossier_case_row`.
+DOSSIER_CASE_FIELDS: tuple[str, ...] = (
+    "source",
+    "case_id",
+    "case_type",
+    "status",
+    "active",
+    "occurred_at",
+    "planned_start",
+    "planned_end",
+    "contact_role",
+    "contact_name",
+    "contact_phone",
+    "contact_email",
+    "amount_eur",
+    "last_event_id",
+)
+
+
 @dataclass(slots=True)
 class CaseState:
     source: str
@@ -178,6 +198,26 @@ class CaseState:
             "contact_phone": self.contact_phone,
             "contact_email": self.contact_email,
         }
+
+    def dossier_case_row(self) -> tuple[Any, ...]:
+        """:meth:`dossier_case` as a row of :data:`DOSSIER_CASE_FIELDS` (no dict)."""
+        cents = self.amount_cents
+        return (
+            self.source,
+            self.case_id,
+            self.case_type,
+            self.status,
+            self.active,
+            self.occurred_at_ms,
+            self.planned_start,
+            self.planned_end,
+            self.contact_role,
+            self.contact_name,
+            self.contact_phone,
+            self.contact_email,
+            format_cents(cents) if cents is not None else None,
+            self.last_event_id,
+        )
 
     def dossier_case(self) -> dict[str, Any]:
         return {

@@ -14,13 +14,14 @@ from typing import Any
 
 import orjson
 
+from hub.contracts.codec import AvroCodec
 from hub.contracts.deadletter import Headers, dead_letter_headers
 from hub.contracts.decode import Rejection
 from hub.contracts.normalised import NormalisedEvent
 from hub.engine import dossier as dossier_step
 from hub.engine.area import AreaUpdate
 from hub.engine.config import RulesConfig
-from hub.engine.dossier import DUPLICATE_EVENT_ID_CONFLICT, Dossier, Repeats
+from hub.engine.dossier import DUPLICATE_EVENT_ID_CONFLICT, RECORD_LAYOUT, Dossier, Repeats
 from hub.engine.lifecycle import Transition
 
 STAGE = "correlate"
@@ -63,6 +64,25 @@ class OutputTopics:
 
 
 Encoder = Callable[[str, dict], bytes]
+DossierEncoder = Callable[[Dossier], bytes]
+DOSSIER_RECORD = "AddressDossier"
+
+
+def dossier_encoder(encode: Encoder) -> DossierEncoder:
+    """The AddressDossier bytes of a dossier, as ``encode(DOSSIER_RECORD, d.to_record())``.
+
+    When ``encode`` is an :class:`AvroCodec`'s own ``encode`` (the worker's, unless the privacy
+    option wraps it) and the current schema has the dossier's row layout, the record is written
+    from rows instead (``AvroCodec.row_encoder``): same bytes, no dict per dossier and case
+    (issue 17: the dossier's encode is paid by every changed address of every step). Any other
+    ``encode`` (a redacting wrapper, a test double) gets the records as before.
+    """
+    codec = getattr(encode, "__self__", None)
+    if isinstance(codec, AvroCodec) and getattr(encode, "__func__", None) is AvroCodec.encode:
+        by_row = codec.row_encoder(DOSSIER_RECORD, RECORD_LAYOUT)
+        if by_row is not None:
+            return lambda d: by_row(d.record_row())
+    return lambda d: encode(DOSSIER_RECORD, d.to_record())
 
 
 def group_by_key(events: list[NormalisedEvent]) -> dict[str, list[NormalisedEvent]]:
@@ -157,8 +177,13 @@ def correlate_batch(
     topics: OutputTopics,
     encode: Encoder,
     now_ms: int | None = None,
+    encode_dossier: DossierEncoder | None = None,
 ) -> BatchOutcome:
-    """Fold each key's events into its dossier once; collect writes and records to emit."""
+    """Fold each key's events into its dossier once; collect writes and records to emit.
+
+    ``encode_dossier`` (see :func:`dossier_encoder`, made once by the caller) writes the
+    AddressDossier records; by default ``encode`` does.
+    """
     out = BatchOutcome()
     for key, events in grouped.items():
         out.events += len(events)
@@ -179,9 +204,12 @@ def correlate_batch(
             out.new_dossiers += 1
         key_bytes = key.encode()
         out.writes[key_bytes] = after.to_bytes()
-        out.records.append(
-            OutRecord(topics.dossiers, key_bytes, encode("AddressDossier", after.to_record()))
+        value = (
+            encode_dossier(after)
+            if encode_dossier is not None
+            else encode(DOSSIER_RECORD, after.to_record())
         )
+        out.records.append(OutRecord(topics.dossiers, key_bytes, value))
         for transition in transitions:
             out.records.append(transition_record(transition, topics, encode))
         out.transitions.extend(transitions)

@@ -31,6 +31,7 @@ from hub.pipeline.correlate import (
     OutRecord,
     correlate_batch,
     count_firing_delta,
+    dossier_encoder,
     firing_snapshot,
     group_by_key,
     transition_record,
@@ -76,6 +77,7 @@ class CorrelateProcessor:
         self.outputs = outputs
         self.dead_letter: str = outputs.dead_letter
         self.encode = encode
+        self.encode_dossier = dossier_encoder(encode)
 
     def process(self, messages: list[tuple[int, bytes]], store: Store) -> StepResult:
         """Each message exactly as if alone: later messages see earlier ones' pending writes.
@@ -108,7 +110,14 @@ class CorrelateProcessor:
                 key: overlay[kb] if kb in overlay else stored[kb]
                 for key, kb in zip(grouped, keys, strict=True)
             }
-            outcome = correlate_batch(grouped, current, self.config, self.outputs, self.encode)
+            outcome = correlate_batch(
+                grouped,
+                current,
+                self.config,
+                self.outputs,
+                self.encode,
+                encode_dossier=self.encode_dossier,
+            )
             result.records.extend(outcome.records)
             result.records.extend(outcome.dead_letters)  # same (source, id), other content
             for update in outcome.area_updates:

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.address.register import CSV_COLUMNS, AddressRegister, nummeraanduiding_fact, pand_fact
 from hub.address.resolve import Ingestor, occurred_at_ms
@@ -411,3 +413,55 @@ def test_dwelling_spanning_two_buildings_receives_both_building_cases(ing: Inges
     res = ing.ingest(event({"postcode": "9711AB", "huisnummer": 9, "pand_id": PAND_2}), 2)
     assert keys(res.normalised) == ["9711AB-9"]
     assert [(r.case_id, r.address_key) for r in res.released] == [("hc", "9711AB-9")]
+
+
+_NIDS = [NID_1, NID_2, NID_3]
+_PANDS = [PAND, PAND_2]
+_ADDRESSES = [
+    *({"nummeraanduiding_id": nid} for nid in _NIDS),
+    *({"pand_id": pand} for pand in _PANDS),
+    *({"nummeraanduiding_id": nid, "pand_id": pand} for nid in _NIDS for pand in _PANDS),
+    *({"postcode": "9711AB", "huisnummer": n, "pand_id": PAND} for n in (1, 2)),
+    {"postcode": "9711AB", "huisnummer": 3, "nummeraanduiding_id": NID_2},
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("event"),
+                st.sampled_from(range(len(_ADDRESSES))),
+                st.sampled_from(["c-1", "c-2", "c-3"]),
+                st.integers(1, 28),
+            ),
+            st.tuples(
+                st.just("fact"),
+                st.sampled_from(_NIDS + _PANDS),
+                st.sampled_from(["9711AB-20", "9711AB-21"]),
+                st.just(0),
+            ),
+            st.tuples(st.just("replay"), st.just(0), st.just(""), st.just(0)),
+        ),
+        max_size=25,
+    )
+)
+def test_parked_count_is_the_number_of_parked_events(
+    steps: list[tuple[str, Any, str, int]],
+) -> None:
+    """The count kept as events park and leave equals the parked events, after every step."""
+    ing = Ingestor()
+    for kind, what, case_id, day in steps:
+        if kind == "event":
+            address = _ADDRESSES[what]
+            at = f"2024-05-{day:02d}T10:00:00Z"
+            ing.ingest(event(address, case_id=case_id, occurred_at=at), day)
+        elif kind == "fact":
+            fact = (
+                nummeraanduiding_fact(what, case_id) if what in _NIDS else pand_fact(what, case_id)
+            )
+            ing.apply_fact(fact)
+        else:
+            ing.replay_parked()
+        assert ing.parked_count == len(ing.parked_events())
