@@ -15,6 +15,7 @@ import faust
 
 from hub.agents import area as area_agent
 from hub.agents import correlate as correlate_agent
+from hub.pipeline.faust_fetch import use_short_fetch_wait
 from hub.pipeline.rocksdb_memory import share_memory
 from hub.pipeline.topics import (
     AREA_TABLE,
@@ -103,6 +104,7 @@ def build_app(settings: Settings) -> faust.App:
 def build_topology(settings: Settings, topics: Topics, correlate: Step, area: Step) -> Topology:
     """The app with its two tables and the two agents wired to their steps."""
     app = build_app(settings)
+    use_short_fetch_wait(app)  # no 1.5 s fetch stalls (hub.pipeline.faust_fetch)
     table: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
