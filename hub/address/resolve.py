@@ -72,6 +72,10 @@ class IngestResult:
     # the building-level case this event remembered (pand-only events), to persist; None for an
     # address-level event, whose pand id is only a register fact
     building_case: NormalisedEvent | None = None
+    # (source, event_id) of parked events that left the parking without being released as
+    # themselves: superseded by a later event of their case, or served by the building memory.
+    # Their parked records must go (tombstones), or a restart would re-ingest and deliver them.
+    unparked: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -231,7 +235,7 @@ class Ingestor:
         else:
             targets = (key,) if key is not None else ()
         if not targets:
-            self._park(event, ingested_at_ms, nid, pand if building_level else None)
+            self._park(event, ingested_at_ms, nid, pand if building_level else None, result)
             result.parked.append(event)
             return
         out = result.released if release else result.normalised
@@ -338,8 +342,14 @@ class Ingestor:
             cases[ref] = template
 
     def _park(
-        self, event: CaseEvent, ingested_at_ms: int, nid: str | None, pand: str | None
+        self,
+        event: CaseEvent,
+        ingested_at_ms: int,
+        nid: str | None,
+        pand: str | None,
+        result: IngestResult,
     ) -> None:
+        """Keep the latest event per case and wait reason; the other one is ``unparked``."""
         if pand is not None:  # released through the building memory once the pand has an address
             store, wait_on = self._parked_on_pand, pand
         else:
@@ -352,6 +362,10 @@ class Ingestor:
             self._parked += 1
         if previous is None or previous.event.occurred_at <= event.occurred_at:
             waiting[ref] = _Parked(event, ingested_at_ms)
+            if previous is not None and previous.event.event_id != event.event_id:
+                result.unparked.append((str(previous.event.source), previous.event.event_id))
+        else:  # an older event of the case than the one waiting: never released itself
+            result.unparked.append((str(event.source), event.event_id))
         log.debug("parked %s: waiting for %s", event.event_id, "pand" if pand else "id")
 
     def _drain(
@@ -379,6 +393,9 @@ class Ingestor:
                 served = self._parked_on_pand.pop(pand, None)  # by the building memory below
                 if served:
                     self._parked -= len(served)
+                    result.unparked.extend(
+                        (str(p.event.source), p.event.event_id) for p in served.values()
+                    )
                 cases = self._buildings.get(pand)
                 if cases:
                     for template in list(cases.values()):

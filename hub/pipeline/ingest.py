@@ -494,6 +494,8 @@ class IngestStage:
             )
             return []
         self._publish_learned(result)
+        if result.unparked:
+            self._drop_parked(result.unparked)
         return result.released if emit else []
 
     # -- the hot path ------------------------------------------------------------------
@@ -553,6 +555,8 @@ class IngestStage:
             if result.parked:
                 parked += 1
                 self._state.append((self.topics.parked, parked_key(source, decoded.event_id), raw))
+            if result.unparked:  # after this event's own parked record: it may be one of them
+                self._drop_parked(result.unparked)
             case = result.building_case
             if case is not None and case.pand_id:  # a pand-only event: the building's case
                 self._publish_building_case(case.pand_id, case)
@@ -632,6 +636,11 @@ class IngestStage:
 
     def _unpark(self, released: list[NormalisedEvent]) -> None:
         for key in {parked_key(e.source, e.event_id) for e in released}:
+            self._state.append((self.topics.parked, key, None))
+
+    def _drop_parked(self, unparked: list[tuple[str, str]]) -> None:
+        """Tombstones for parked events the ingestor let go without releasing them."""
+        for key in dict.fromkeys(parked_key(source, event_id) for source, event_id in unparked):
             self._state.append((self.topics.parked, key, None))
 
     def _dead_letter(self, msg: Message, rejection: Rejection) -> None:

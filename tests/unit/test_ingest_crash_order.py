@@ -385,3 +385,32 @@ def test_a_commit_refused_after_a_rebalance_leaves_the_batch_to_its_new_owner(
     with pytest.raises(KafkaException):  # anything else still ends the child (restarted)
         stage._commit(consumer)  # type: ignore[arg-type]
     assert consumer.commits == [True, True, True]  # nothing committed after the failed commit
+
+
+def _at(raw: bytes, event_id: str, occurred_at: str) -> bytes:
+    event = json.loads(raw)
+    event.update(event_id=event_id, occurred_at=occurred_at)
+    return json.dumps(event).encode()
+
+
+@pytest.mark.parametrize("first", [BATCH_1[0], BATCH_1[1]], ids=["on its pand", "on its id"])
+def test_a_restart_does_not_deliver_a_parked_event_its_case_had_superseded(
+    tmp_path: Path, first: bytes
+) -> None:
+    """Two events of one case wait for the same address; only the later is ever released.
+
+    The earlier one's parked record used to stay on the parked topic (only the released event's
+    was tombstoned), so every restart re-ingested it, found its address and delivered a stale
+    event: the cluster suite's "kill -9 ingest child" saw wrong cases and an extra alert.
+    """
+    broker = Broker()
+    b = _start(broker, tmp_path)
+    older = _at(first, "old-1", "2025-01-10T10:00:00Z")
+    newer = _at(first, "new-1", "2025-02-10T10:00:00Z")
+    _run_batch(b.stage, _messages([newer, older], 0))  # arrival order need not be event order
+    _run_batch(b.stage, _messages(BATCH_2, 2))
+    delivered = _delivered(broker)
+    assert {e for _k, _s, e in delivered} >= {"new-1", "gem-1"}
+    _start(broker, tmp_path).stage.persist()  # a restart (kill -9 after the batch was durable)
+    assert "old-1" not in {e for _k, _s, e in _delivered(broker)}
+    assert _delivered(broker) == delivered
