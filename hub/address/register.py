@@ -15,11 +15,11 @@ to the compacted ``hub.address-register`` topic (Kafka key: :func:`fact_key`) an
 can :meth:`AddressRegister.apply_fact` them. Each fact stands alone, so applying them in any order
 across keys converges; per fact key the latest wins (which compaction preserves).
 
-Memory (issue 17: a worker must hold 1M addresses in well under 1 GiB): one dict key -> small
-slotted entry, one dict id -> key, one dict pand -> key(s); key strings are shared between the
-three. BAG ids (16 digits) are held as ints (32 bytes instead of a 65-byte string) and a field
-with one value holds it bare instead of in a 1-tuple (see :class:`_Entry`): about 0.3 kB per
-address instead of 0.5. Callers still see strings and tuples.
+Memory (issue 17: a worker must hold 1M addresses in well under 1 GiB): one dict key -> the
+address packed into one int (one 16-digit id, one pand, a municipality index; see ``_Packed``) or,
+for any other shape, a small slotted entry; one dict id -> key, one dict pand -> key(s); key
+strings are shared between the three. BAG ids (16 digits) are held as ints and a field with one
+value holds it bare: about 0.26 kB per address (0.5 before). Callers still see strings and tuples.
 """
 
 from __future__ import annotations
