@@ -15,11 +15,11 @@ to the compacted ``hub.address-register`` topic (Kafka key: :func:`fact_key`) an
 can :meth:`AddressRegister.apply_fact` them. Each fact stands alone, so applying them in any order
 across keys converges; per fact key the latest wins (which compaction preserves).
 
-Memory (issue 17: a worker must hold 1M addresses in well under 1 GiB): one dict key -> small
-slotted entry, one dict id -> key, one dict pand -> key(s); key strings are shared between the
-three. BAG ids (16 digits) are held as ints (32 bytes instead of a 65-byte string) and a field
-with one value holds it bare instead of in a 1-tuple (see :class:`_Entry`): about 0.3 kB per
-address instead of 0.5. Callers still see strings and tuples.
+Memory (issue 17: a worker must hold 1M addresses in well under 1 GiB): one dict key -> the
+address packed into one int (one 16-digit id, one pand, a municipality index; see ``_Packed``) or,
+for any other shape, a small slotted entry; one dict id -> key, one dict pand -> key(s); key
+strings are shared between the three. BAG ids (16 digits) are held as ints and a field with one
+value holds it bare: about 0.26 kB per address (0.5 before). Callers still see strings and tuples.
 """
 
 from __future__ import annotations
@@ -129,7 +129,8 @@ def _without(field_: _Many, value: _Id) -> _Many:
 
 
 class _Entry:
-    """What the register knows about one address key (slotted, ~80 bytes with its GC header)."""
+    """The rare shapes of an address (several ids or pands, an id that is not 16 digits):
+    slotted, ~80 bytes with its GC header. Common addresses are a packed int (see _Packed)."""
 
     __slots__ = ("gemeentecode", "ids", "key", "pands")
 
@@ -138,6 +139,34 @@ class _Entry:
         self.ids: _Many = None  # usually one; BAG keys are not always unique
         self.pands: _Many = None  # usually one; a dwelling can span buildings
         self.gemeentecode: str | None = None  # current municipality (interned)
+
+
+# The common address, one id and one pand (each a 16-digit BAG id, or absent) and a municipality,
+# packed into one int (48 bytes, no GC header) instead of an _Entry plus a pand int (~110 bytes):
+#   bits 0-53: id + 1, bits 54-107: pand + 1 (0: none; 10**16 < 2**54), bits 108+: municipality
+#   index + 1 into the register's table of codes (0: none).
+_Packed = int
+_BITS = 54
+_MASK = (1 << _BITS) - 1
+_GM_SHIFT = 2 * _BITS
+
+
+def _fits(packed: int, nid: _Id | None, pand: _Id | None) -> bool:
+    """Whether ``packed`` can take this id and pand and stay packed: each given one is a 16-digit
+    id (an int) and the field holds nothing yet or that same id."""
+    if nid is not None:
+        if type(nid) is not int:
+            return False
+        held = packed & _MASK
+        if held and held != nid + 1:
+            return False
+    if pand is not None:
+        if type(pand) is not int:
+            return False
+        held = (packed >> _BITS) & _MASK
+        if held and held != pand + 1:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +194,13 @@ class AddressRegister:
     """In-memory register; single-threaded (one per ingest worker), rebuilt from facts."""
 
     def __init__(self) -> None:
-        self._by_key: dict[str, _Entry] = {}
+        # key -> packed int (one 16-digit id and pand at most) or _Entry (any other shape)
+        self._by_key: dict[str, _Packed | _Entry] = {}
         self._key_by_id: dict[_Id, str] = {}
         # one key bare (most buildings hold one address here), else a list in the order learned
         self._keys_by_pand: dict[_Id, str | list[str]] = {}
+        self._gm_codes: list[str] = []  # municipality index - 1 -> code (interned)
+        self._gm_index: dict[str, int] = {}  # code -> index + 1 as packed
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -190,7 +222,10 @@ class AddressRegister:
     def ids_of(self, address_key: str) -> tuple[str, ...]:
         """The nummeraanduiding ids known for a key (usually one)."""
         entry = self._by_key.get(address_key)
-        return tuple(map(_unpack, _values(entry.ids))) if entry is not None else ()
+        if type(entry) is int:
+            nid = entry & _MASK
+            return (f"{nid - 1:016d}",) if nid else ()
+        return tuple(map(_unpack, _values(entry.ids))) if entry is not None else ()  # type: ignore[union-attr]
 
     def keys_in_building(self, pand_id: str) -> tuple[str, ...]:
         """Every address key known in a building, in the order learned."""
@@ -202,12 +237,18 @@ class AddressRegister:
     def buildings_of(self, address_key: str) -> tuple[str, ...]:
         """The pand ids an address lies in (usually one)."""
         entry = self._by_key.get(address_key)
-        return tuple(map(_unpack, _values(entry.pands))) if entry is not None else ()
+        if type(entry) is int:
+            pand = (entry >> _BITS) & _MASK
+            return (f"{pand - 1:016d}",) if pand else ()
+        return tuple(map(_unpack, _values(entry.pands))) if entry is not None else ()  # type: ignore[union-attr]
 
     def municipality_of(self, address_key: str) -> str | None:
         """The current gemeentecode of a key as learned, or None."""
         entry = self._by_key.get(address_key)
-        return entry.gemeentecode if entry is not None else None
+        if type(entry) is int:
+            gm = entry >> _GM_SHIFT
+            return self._gm_codes[gm - 1] if gm else None
+        return entry.gemeentecode if entry is not None else None  # type: ignore[union-attr]
 
     # -- learning ---------------------------------------------------------------------------
 
@@ -227,37 +268,161 @@ class AddressRegister:
         """
         if nummeraanduiding_id is None and pand_id is None and gemeentecode is None:
             return []
+        nid = _pack(nummeraanduiding_id) if nummeraanduiding_id is not None else None
+        pand = _pack(pand_id) if pand_id is not None else None
         entry = self._by_key.get(address_key)
-        if entry is None:
-            entry = self._by_key[address_key] = _Entry(address_key)
+        if type(entry) is int:
+            # the hot path, an event about a known address: usually nothing new
+            if (nid is None or (type(nid) is int and entry & _MASK == nid + 1)) and (
+                pand is None or (type(pand) is int and (entry >> _BITS) & _MASK == pand + 1)
+            ):
+                if gemeentecode is None:
+                    return []
+                gm = self._gm_index.get(gemeentecode)
+                if gm is not None and entry >> _GM_SHIFT == gm:
+                    return []
+                return self._learn_packed(address_key, entry, None, None, None, None, gemeentecode)
+        elif entry is None:
+            if (nid is None or type(nid) is int) and (pand is None or type(pand) is int):
+                entry = self._by_key[address_key] = 0
+            else:
+                entry = self._by_key[address_key] = _Entry(address_key)
+        if type(entry) is int:
+            if _fits(entry, nid, pand):
+                return self._learn_packed(
+                    address_key,
+                    entry,
+                    nid,  # type: ignore[arg-type]
+                    nummeraanduiding_id,
+                    pand,  # type: ignore[arg-type]
+                    pand_id,
+                    gemeentecode,
+                )
+            entry = self._unpacked(address_key, entry)
+        return self._learn_entry(
+            entry,  # type: ignore[arg-type]
+            nummeraanduiding_id,
+            nid,
+            pand_id,
+            pand,
+            gemeentecode,
+        )
+
+    def _learn_packed(
+        self,
+        address_key: str,
+        packed: int,
+        nid: int | None,
+        nummeraanduiding_id: str | None,
+        pand: int | None,
+        pand_id: str | None,
+        gemeentecode: str | None,
+    ) -> list[Fact]:
+        """An address that stays packed: each given field is absent so far or the same."""
+        key = self._canonical(address_key, packed) if packed else address_key
+        facts: list[Fact] = []
+        if nid is not None and packed & _MASK != nid + 1:
+            old = self._key_by_id.get(nid)
+            if old is not None:
+                self._drop_id(old, nid)
+            self._key_by_id[nid] = key
+            packed |= nid + 1
+            facts.append(nummeraanduiding_fact(nummeraanduiding_id, key))  # type: ignore[arg-type]
+        if pand is not None and (packed >> _BITS) & _MASK != pand + 1:
+            self._add_to_pand(pand, key)
+            packed |= (pand + 1) << _BITS
+            facts.append(pand_fact(pand_id, key))  # type: ignore[arg-type]
+        if gemeentecode is not None:
+            gm = self._gm_index.get(gemeentecode)
+            if gm is None or packed >> _GM_SHIFT != gm:
+                if gm is None:
+                    gm = self._gm_number(gemeentecode)
+                packed = (packed & ((1 << _GM_SHIFT) - 1)) | gm << _GM_SHIFT
+                facts.append(gemeente_fact(key, gemeentecode))
+        self._by_key[key] = packed
+        return facts
+
+    def _learn_entry(
+        self,
+        entry: _Entry,
+        nummeraanduiding_id: str | None,
+        nid: _Id | None,
+        pand_id: str | None,
+        pand: _Id | None,
+        gemeentecode: str | None,
+    ) -> list[Fact]:
+        """The rare shapes, as an _Entry (the layout before packing)."""
         key = entry.key
         facts: list[Fact] = []
         if nummeraanduiding_id is not None:
-            nid = _pack(nummeraanduiding_id)
+            assert nid is not None
             old = self._key_by_id.get(nid)
             if old != key:
                 if old is not None:
-                    old_entry = self._by_key[old]
-                    old_entry.ids = _without(old_entry.ids, nid)
+                    self._drop_id(old, nid)
                 self._key_by_id[nid] = key
                 entry.ids = _with(entry.ids, nid)
                 facts.append(nummeraanduiding_fact(nummeraanduiding_id, key))
         if pand_id is not None:
-            pand = _pack(pand_id)
+            assert pand is not None
             if pand not in _values(entry.pands):
-                keys = self._keys_by_pand.get(pand)
-                if keys is None:
-                    self._keys_by_pand[pand] = key
-                elif type(keys) is str:
-                    self._keys_by_pand[pand] = [keys, key]
-                else:
-                    keys.append(key)  # type: ignore[union-attr]
+                self._add_to_pand(pand, key)
                 entry.pands = _with(entry.pands, pand)
                 facts.append(pand_fact(pand_id, key))
         if gemeentecode is not None and entry.gemeentecode != gemeentecode:
             entry.gemeentecode = sys.intern(gemeentecode)
             facts.append(gemeente_fact(key, gemeentecode))
         return facts
+
+    def _drop_id(self, old_key: str, nid: _Id) -> None:
+        """An id moved away from ``old_key`` (the caller maps it to its new key)."""
+        old = self._by_key[old_key]
+        if type(old) is int:
+            self._by_key[old_key] = old & ~_MASK  # its one id was this one
+        else:
+            old.ids = _without(old.ids, nid)  # type: ignore[union-attr]
+
+    def _add_to_pand(self, pand: _Id, key: str) -> None:
+        keys = self._keys_by_pand.get(pand)
+        if keys is None:
+            self._keys_by_pand[pand] = key
+        elif type(keys) is str:
+            self._keys_by_pand[pand] = [keys, key]
+        else:
+            keys.append(key)  # type: ignore[union-attr]
+
+    def _gm_number(self, gemeentecode: str) -> int:
+        code = sys.intern(gemeentecode)
+        self._gm_codes.append(code)
+        number = self._gm_index[code] = len(self._gm_codes)
+        return number
+
+    def _canonical(self, address_key: str, packed: int) -> str:
+        """The key object the register already holds for a packed address (so the id and pand
+        maps share one string), found through its id or pand; ``address_key`` if neither."""
+        nid = packed & _MASK
+        if nid:
+            return self._key_by_id.get(nid - 1, address_key)
+        pand = (packed >> _BITS) & _MASK
+        if pand:
+            keys = self._keys_by_pand.get(pand - 1)
+            if type(keys) is str:
+                return keys if keys == address_key else address_key
+            for key in keys or ():
+                if key == address_key:
+                    return key
+        return address_key
+
+    def _unpacked(self, address_key: str, packed: int) -> _Entry:
+        """Turn a packed address into an _Entry (it takes a second id or pand, or an odd one)."""
+        key = self._canonical(address_key, packed)
+        entry = _Entry(key)
+        nid, pand, gm = packed & _MASK, (packed >> _BITS) & _MASK, packed >> _GM_SHIFT
+        entry.ids = nid - 1 if nid else None
+        entry.pands = pand - 1 if pand else None
+        entry.gemeentecode = self._gm_codes[gm - 1] if gm else None
+        self._by_key[key] = entry
+        return entry
 
     def apply_fact(self, fact: Fact) -> list[Fact]:
         """Apply a fact another worker published; return it in a list when it changed something.
@@ -288,6 +453,16 @@ class AddressRegister:
         entry = self._by_key.get(address_key)
         if entry is None:
             return []
+        if type(entry) is int:
+            key = self._canonical(address_key, entry)
+            nid, pand, gm = entry & _MASK, (entry >> _BITS) & _MASK, entry >> _GM_SHIFT
+            facts = [nummeraanduiding_fact(f"{nid - 1:016d}", key)] if nid else []
+            if pand:
+                facts.append(pand_fact(f"{pand - 1:016d}", key))
+            if gm:
+                facts.append(gemeente_fact(key, self._gm_codes[gm - 1]))
+            return facts
+        assert isinstance(entry, _Entry)
         facts = [nummeraanduiding_fact(_unpack(i), entry.key) for i in _values(entry.ids)]
         facts.extend(pand_fact(_unpack(p), entry.key) for p in _values(entry.pands))
         if entry.gemeentecode is not None:

@@ -1,5 +1,8 @@
-"""The register's compact layout (ids as ints, single values bare) behaves exactly like the plain
-layout it replaced (issue 17, memory): same facts returned, same answers, same snapshot."""
+"""The register's compact layouts behave exactly like the plain layout they replaced (issue 17,
+memory): same facts returned, same answers, same snapshot. Two layouts are under test: a common
+address (at most one 16-digit id and one 16-digit pand) packed into one int, and every other shape
+in an entry with ids as ints and single values bare; an address moves from the first to the
+second when it takes a second id or pand or an odd one."""
 
 from __future__ import annotations
 
@@ -76,9 +79,28 @@ learn_call = st.tuples(
 )
 
 
+# only 16-digit ids, one pand per address mostly: the packed layout, ids moving between keys
+packed_call = st.tuples(
+    st.sampled_from(KEYS),
+    st.none() | st.sampled_from(NIDS[:4]),
+    st.none() | st.sampled_from(PANDS[:3]),
+    st.none() | st.sampled_from(CODES),
+)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(learn_call, max_size=40))
 def test_compact_register_answers_like_the_plain_layout(calls: list[tuple]) -> None:
+    _same_as_plain(calls)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(packed_call, max_size=40))
+def test_packed_addresses_answer_like_the_plain_layout(calls: list[tuple]) -> None:
+    _same_as_plain(calls)
+
+
+def _same_as_plain(calls: list[tuple]) -> None:
     compact, plain = AddressRegister(), PlainRegister()
     for key, nid, pand, gm in calls:
         got = compact.learn(key, nummeraanduiding_id=nid, pand_id=pand, gemeentecode=gm)
@@ -115,3 +137,38 @@ def test_ids_keep_their_leading_zeros_and_type() -> None:
     assert reg.key_for_id("0000000000000007") == "9711AB-1"
     assert reg.key_for_id("7") is None  # the int form is internal: only the id string finds it
     assert all(isinstance(v, str) for f in reg.iter_facts() for v in f.values())
+
+
+def test_a_common_address_is_one_packed_int_until_it_takes_a_second_id() -> None:
+    """The memory claim: an address with one id, one pand and a municipality is held as an int
+    (no entry object), and one with two ids as an entry; answers stay the same either way."""
+    reg = AddressRegister()
+    reg.learn("9711AB-1", nummeraanduiding_id=NIDS[0], pand_id=PANDS[0], gemeentecode="GM0014")
+    reg.learn("9711AB-2", nummeraanduiding_id=NIDS[1], pand_id=PANDS[0], gemeentecode="GM0014")
+    assert type(reg._by_key["9711AB-1"]) is int  # the layout is the point
+    assert reg.learn("9711AB-1", nummeraanduiding_id=NIDS[2]) == [
+        nummeraanduiding_fact(NIDS[2], "9711AB-1")
+    ]
+    assert type(reg._by_key["9711AB-1"]) is not int
+    assert reg.ids_of("9711AB-1") == (NIDS[0], NIDS[2])
+    assert reg.buildings_of("9711AB-1") == (PANDS[0],)
+    assert reg.municipality_of("9711AB-1") == "GM0014"
+    assert reg.keys_in_building(PANDS[0]) == ("9711AB-1", "9711AB-2")
+    # an id moving away from a packed address leaves it packed, without that id
+    assert reg.learn("9711AB-3", nummeraanduiding_id=NIDS[1]) == [
+        nummeraanduiding_fact(NIDS[1], "9711AB-3")
+    ]
+    assert reg.ids_of("9711AB-2") == ()
+    assert reg.buildings_of("9711AB-2") == (PANDS[0],)
+    assert type(reg._by_key["9711AB-2"]) is int
+
+
+def test_the_id_and_pand_maps_share_the_registers_key_object() -> None:
+    """A key learned in pieces (facts arrive one by one) is held once, not once per map."""
+    reg = AddressRegister()
+    first = "".join(["9711AB-", "7"])
+    reg.learn(first, nummeraanduiding_id=NIDS[0])
+    reg.learn("".join(["9711AB-", "7"]), pand_id=PANDS[0])  # an equal, distinct str object
+    (held,) = reg.keys_in_building(PANDS[0])
+    assert held is first
+    assert reg.key_for_id(NIDS[0]) is first

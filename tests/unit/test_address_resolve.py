@@ -465,3 +465,33 @@ def test_parked_count_is_the_number_of_parked_events(
         else:
             ing.replay_parked()
         assert ing.parked_count == len(ing.parked_events())
+
+
+def test_remembered_building_cases_share_their_repeated_strings() -> None:
+    """Building cases stay in memory for good (issue 17, memory): each decoded event holds its
+    own copy of its source, type, status, organisation, attribute names and values; the
+    remembered templates share one copy, and stay equal to the events they came from."""
+    ing = Ingestor()
+    ing.register.learn("9711AB-1", pand_id=PAND)
+    ing.register.learn("9711AB-2", pand_id=PAND_2)
+    results = [
+        ing.ingest(
+            event(
+                {"pand_id": pand},
+                source="NCG",
+                case_id=f"ncg-{n}",
+                case_type="STRENGTHENING",
+                source_org="".join(["Nationaal Coördinator ", "Groningen"]),  # distinct objects
+                attributes={"".join(["program", "ma"]): "".join(["verster", "king"])},
+            ),
+            n,
+        )
+        for n, pand in enumerate((PAND, PAND_2))
+    ]
+    (first,), (second,) = ing.building_cases(PAND), ing.building_cases(PAND_2)
+    assert [first, second] == [r.building_case for r in results]
+    assert keys(ing.apply_fact(pand_fact(PAND, "9711AB-3")).released) == ["9711AB-3"]
+    for name in ("source", "case_type", "status", "source_org", "gemeentecode", "steering_group"):
+        assert getattr(first, name) is getattr(second, name), name
+    ((name_1, value_1),), ((name_2, value_2),) = first.attributes.items(), second.attributes.items()
+    assert name_1 is name_2 and value_1 is value_2
