@@ -52,7 +52,7 @@ AGENT_TAKE = 32  # hub.agents.correlate.MAX_MESSAGES
 FIXED_NOW = 1_767_225_600.0  # 2026-01-01Z: ingested_at is part of the output records
 
 
-class _Message:
+class WireMessage:
     """What ``IngestStage.process`` reads of a confluent-kafka Message."""
 
     __slots__ = ("_key", "_offset", "_value")
@@ -162,7 +162,7 @@ def run_one(events: int, batch: int = POLL_BATCH, step_events: int = 20) -> dict
     dossier_module.__dict__["_now_ms"] = lambda: int(FIXED_NOW * 1000)  # emitted_at
     keys, values, _ids = pickle.loads(WORKLOAD.read_bytes())
     keys, values = keys[:events], values[:events]
-    messages = [_Message(k, v, i) for i, (k, v) in enumerate(zip(keys, values, strict=True))]
+    messages = [WireMessage(k, v, i) for i, (k, v) in enumerate(zip(keys, values, strict=True))]
     digest = hashlib.sha256()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), partitions=8)

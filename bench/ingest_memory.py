@@ -27,35 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from bench.cpu_ab import FIXED_NOW, POLL_BATCH, WireMessage
 from bench.workload import build
-
-FIXED_NOW = 1_767_225_600.0
-POLL_BATCH = 5000
-
-
-class _Message:
-    __slots__ = ("_key", "_offset", "_value")
-
-    def __init__(self, key: bytes | None, value: bytes, offset: int) -> None:
-        self._key, self._value, self._offset = key, value, offset
-
-    def error(self) -> None:
-        return None
-
-    def value(self) -> bytes:
-        return self._value
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def topic(self) -> str:
-        return "hub.case-events"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
 
 
 class _DropProducer:
@@ -133,7 +106,7 @@ def measure(
 
     workload = build(addresses, events, seed)
     messages = [
-        _Message(k, v, i)
+        WireMessage(k, v, i)
         for i, (k, v) in enumerate(zip(workload.keys, workload.values, strict=True))
     ]
     del workload

@@ -231,14 +231,7 @@ class AvroCodec:
         if writer is _NOT_COMPILED:
             writer = self._compiled[name] = compile_writer(schema)
         if writer is not None:  # generated for this schema (hub.contracts.avro_writer)
-            buf = bytearray(header)
-            try:
-                writer(buf, record)
-            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-                raise EncodeError(f"{name}: {exc}") from exc
-            except struct.error as exc:
-                raise EncodeError(f"{name}: {exc}") from exc
-            return bytes(buf)
+            return _write(name, writer, header, record)
         out = BytesIO()
         out.write(header)
         try:
@@ -273,18 +266,12 @@ class AvroCodec:
         header = self._headers[name]
 
         def encode_row(row: Sequence[Any]) -> bytes:
-            buf = bytearray(
+            framed = (
                 header
                 if single_object
                 else CONFLUENT_MAGIC + self._schema_id(name).to_bytes(4, "big")
             )
-            try:
-                writer(buf, row)
-            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-                raise EncodeError(f"{name}: {exc}") from exc
-            except struct.error as exc:
-                raise EncodeError(f"{name}: {exc}") from exc
-            return bytes(buf)
+            return _write(name, writer, framed, row)
 
         return encode_row
 
@@ -494,3 +481,15 @@ def get_codec() -> AvroCodec:
     if url:
         return AvroCodec(registry=ConfluentSchemaRegistry.from_url(url), framing="confluent")
     return AvroCodec()
+
+
+def _write(
+    name: str, writer: Callable[[bytearray, Any], None], header: bytes, record: Any
+) -> bytes:
+    """``header`` + a generated writer's bytes for ``record``; a bad value is an EncodeError."""
+    buf = bytearray(header)
+    try:
+        writer(buf, record)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, struct.error) as exc:
+        raise EncodeError(f"{name}: {exc}") from exc
+    return bytes(buf)
