@@ -419,8 +419,16 @@ class IngestStage:
             result = self.ingestor.ingest(decoded, int(self.clock() * 1000))
             released.extend(result.normalised)
             released.extend(result.released)
+            if result.unparked:  # superseded by a later parked event of its case
+                self._drop_parked(result.unparked)
+            self._publish_learned(result)
         replay = self.ingestor.replay_parked()
         released.extend(replay.released)
+        if replay.unparked:
+            self._drop_parked(replay.unparked)
+        # what resolved leaves the parked topic (after its outputs: persist), or every restart
+        # would deliver it again, and a later one stale (a case moved on since)
+        self._unpark(released)
         self._emit_normalised(released)
         self.persist()
         self.metrics.set_parked(self.ingestor.parked_count)

@@ -37,6 +37,12 @@ from tests.integration.pipeline_harness import HubUnderTest
 Item = dict[str, Any] | str
 
 
+#: A failed scenario is judged once more this much later (longer than the tail-gap sweep).
+RECHECK_AFTER_S = 20.0
+#: Set to 1 to keep a failed scenario's topics on the suite's broker for inspection.
+KEEP_FAILED_ENV = "HUB_FAULTS_KEEP_FAILED"
+
+
 class ScenarioTimeout(AssertionError):
     """A bounded wait ran out."""
 
@@ -303,6 +309,11 @@ class FaultRun:
 
     def group_lag(self, group: str, topics: list[str]) -> tuple[int, int]:
         """(committed offsets summed, lag summed) of ``group`` on ``topics``; raises if unknown."""
+        parts = self.partition_lags(group, topics)
+        return sum(max(0, c) for _tp, c, _h, _l in parts), sum(lag for *_x, lag in parts)
+
+    def partition_lags(self, group: str, topics: list[str]) -> list[tuple[str, int, int, int]]:
+        """(topic[partition], committed, high watermark, lag) per partition of ``topics``."""
         meta = self.admin.list_topics(timeout=5)
         parts = [
             TopicPartition(t, p)
@@ -311,18 +322,16 @@ class FaultRun:
             for p in meta.topics[t].partitions
         ]
         if len(parts) == 0:
-            return 0, 0
+            return []
         probe = self._probe(group)
-        committed = probe.committed(parts, timeout=5)
-        done = lag = 0
-        for tp in committed:
+        out = []
+        for tp in probe.committed(parts, timeout=5):
             if tp.error is not None:
                 raise RuntimeError(str(tp.error))
             low, high = probe.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), 5)
             at = tp.offset if tp.offset >= 0 else low
-            done += max(0, tp.offset)
-            lag += high - at
-        return done, lag
+            out.append((f"{tp.topic}[{tp.partition}]", tp.offset, high, high - at))
+        return out
 
     def ingest_committed(self) -> int:
         """Inbound events the ingest stage has committed (sum over partitions); -1 unknown."""
@@ -416,8 +425,21 @@ class FaultRun:
         return None
 
     def _lag_text(self) -> str:
+        """The lag and, for a stuck run, which partitions hold it (committed/end)."""
+        s = self.hub.settings
+        t = self.topics
         try:
-            return str(self.pipeline_lag())
+            groups = [
+                (f"{s.app_id}-ingest", [t.case_events]),
+                (s.app_id, [t.normalised, t.area_updates]),
+            ]
+            where = [
+                f"{name} {committed}/{high}"
+                for group, topics in groups
+                for name, committed, high, lag in self.partition_lags(group, topics)
+                if lag
+            ]
+            return f"{self.pipeline_lag()}: {', '.join(where)}"
         except Exception as exc:
             return f"unknown: {exc}"
 
@@ -531,6 +553,28 @@ class FaultRun:
             self.report.notes.append("the oracle has nothing FIRING: a weak comparison")
         return cmp
 
+    def judge_again_later(self, wait_s: float = RECHECK_AFTER_S) -> None:
+        """A failed judgement, once more after ``wait_s``: late (the hub's tail-gap sweep, every
+        15 s, catches up) or lost? A note in the report; the verdict stays the first one."""
+        time.sleep(wait_s)
+        try:
+            t = self.topics
+            later = compare(
+                self.oracle(),
+                [*self.extra_routing, *self.read_records(t.contact_routing)],
+                self.read_records(t.signals),
+                self.read_records(t.dossiers),
+                AvroCodec(),
+            )
+        except Exception as exc:  # a diagnostic only
+            self.report.notes.append(f"re-judging failed: {type(exc).__name__}")
+            return
+        found = "; ".join(later.problems()) or "clean"
+        self.report.notes.append(f"judged again {wait_s:.0f} s later: {found}")
+        log_tail = [line for line in self.worker_log().splitlines() if "skipped" in line]
+        if log_tail:
+            self.report.notes.append(f"worker log: {len(log_tail)} skipped-message line(s)")
+
     def finish(self) -> ScenarioReport:
         for what, ok in self.checks:
             if not ok:
@@ -562,6 +606,9 @@ class FaultRun:
             with contextlib.suppress(Exception):
                 probe.close()
         self.report.total_s = time.monotonic() - self.began
+        if os.environ.get(KEEP_FAILED_ENV) == "1" and self.report.reasons:
+            self.report.notes.append(f"topics kept ({KEEP_FAILED_ENV}=1)")
+            return
         with contextlib.suppress(Exception):
             s = self.hub.settings
             delete_topics(self.broker.address, prefixes=(s.topic_prefix, s.app_id), timeout=15)

@@ -85,7 +85,9 @@ def run_scenario(
             report.reasons.append(f"fault injection: {exc}")
         run.wait_lag0(lag_timeout)
         run.phase("lag 0" if report.lag0_s is not None else "gave up waiting for lag 0")
-        run.judge()
+        cmp = run.judge()
+        if not cmp.clean:
+            run.judge_again_later()
         if checks is not None:
             checks(run)
         run.phase("judged")

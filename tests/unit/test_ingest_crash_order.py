@@ -414,3 +414,26 @@ def test_a_restart_does_not_deliver_a_parked_event_its_case_had_superseded(
     _start(broker, tmp_path).stage.persist()  # a restart (kill -9 after the batch was durable)
     assert "old-1" not in {e for _k, _s, e in _delivered(broker)}
     assert _delivered(broker) == delivered
+
+
+def _parked_now(broker: Broker) -> dict[bytes | None, bytes | None]:
+    """The parked topic as compaction would leave it: the latest value per key."""
+    return {r.key: r.value for r in broker.logs.get(TOPICS.parked, [])}
+
+
+def test_a_parked_event_released_while_restoring_leaves_the_parked_topic(tmp_path: Path) -> None:
+    """A worker restarts after another learned the id its parked event waits for: the restore
+    releases the event, and must tombstone its parked record, or every later restart would
+    deliver it again (and, once its case has moved on, a stale state)."""
+    broker = Broker()
+    a = _start(broker, tmp_path)
+    _run_batch(a.stage, _messages([BATCH_1[1]], 0))  # id-only claim: parked on its id
+    assert any(v is not None for v in _parked_now(broker).values())
+    fact = {"fact": "nummeraanduiding", "nummeraanduiding_id": NID, "address_key": "9711AB-12"}
+    key = f"nummeraanduiding:{NID}".encode()
+    broker.append(Record(TOPICS.address_register, key, json.dumps(fact).encode()))
+    _start(broker, tmp_path)  # down meanwhile: the restore reads the fact and releases
+    assert _delivered_list(broker).count(("9711AB-12", "NCG", "ncg-1")) == 1
+    assert all(v is None for v in _parked_now(broker).values()), "tombstoned"
+    _start(broker, tmp_path)  # another restart: nothing left to deliver again
+    assert _delivered_list(broker).count(("9711AB-12", "NCG", "ncg-1")) == 1
