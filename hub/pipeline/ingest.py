@@ -207,6 +207,10 @@ MIN_CYCLE_S = 0.02
 # addresses the child's peak RSS was 470 MiB instead of 617, at the same throughput.
 CONSUMER_BUFFERS = {"queued.max.messages.kbytes": 8_192, "fetch.max.bytes": 4_194_304}
 
+#: An idle stage commits the positions of its partitions again this often (see
+#: IngestStage._recommit_idle).
+RECOMMIT_IDLE_S = 2.0
+
 #: commit errors that mean "these partitions are no longer yours" (see IngestStage._commit)
 _REBALANCED = {
     KafkaError._ASSIGNMENT_LOST,
@@ -282,6 +286,7 @@ class IngestStage:
         )
         self._seen_register = -1  # highest address-register offset applied
         self._commit_error: KafkaException | None = None  # from _on_commit, raised in the loop
+        self._recommit_due: float | None = None  # clock() of the next idle re-commit
         self.batch_max_bytes = batch_max_bytes
         # occurred_at plausibility from these settings and this clock (process-wide: validation
         # runs inside pydantic, see hub.contracts.events.set_occurred_at_bounds)
@@ -323,6 +328,8 @@ class IngestStage:
                     spans.mark("persist")
                     if messages:
                         self._commit(consumer)
+                    else:
+                        self._recommit_idle(consumer)
                     if trace.TIMINGS and messages:
                         trace_cycle(messages, spans)
                 # asked to stop: releases read from the register since the last batch go out
@@ -448,6 +455,27 @@ class IngestStage:
         """
         self._raise_commit_error()
         consumer.commit(asynchronous=True)
+        self._recommit_due = self.clock() + RECOMMIT_IDLE_S
+
+    def _recommit_idle(self, consumer: Consumer) -> None:
+        """Once idle, commit the positions of the owned partitions again, explicitly.
+
+        A commit can be refused in a rebalance that leaves the partition with this stage
+        (cooperative-sticky keeps the position, so nothing re-reads the batch), and a member
+        leaving the group (a dead worker's child on its way out) can commit an older offset
+        after ours: either leaves the group's lag stuck above 0 until the partition gets new
+        messages (the fault suite's "kill -9 worker": lag 27 for 240 s). Every consumed message
+        is persisted by now, so the position is the right offset. A commit with explicit offsets
+        is always sent (``commit()`` skips offsets it believes committed).
+        """
+        if self._recommit_due is None or self.clock() < self._recommit_due:
+            return
+        self._raise_commit_error()
+        assignment = consumer.assignment()
+        owned = [tp for tp in consumer.position(assignment) if tp.offset >= 0] if assignment else []
+        if owned:
+            consumer.commit(offsets=owned, asynchronous=True)
+        self._recommit_due = None
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """librdkafka's commit callback (``on_commit``), called from ``poll``/``consume``.
@@ -463,6 +491,8 @@ class IngestStage:
                 "ingest: commit refused after a rebalance (%s); batch left to its owner",
                 err.name(),
             )
+            # the owner may be this stage still (cooperative-sticky): commit again once idle
+            self._recommit_due = self.clock() + RECOMMIT_IDLE_S
             return
         self._commit_error = KafkaException(err)
 

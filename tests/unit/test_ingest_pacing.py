@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, TopicPartition
 
 from hub.contracts.events import set_occurred_at_bounds
-from hub.pipeline.ingest import IngestStage, ReleaseCheckpoint
+from hub.pipeline.ingest import RECOMMIT_IDLE_S, IngestStage, ReleaseCheckpoint
 from hub.settings import Settings
 
 
@@ -110,3 +111,66 @@ def test_an_idle_stage_waits_only_for_the_first_message(tmp_path: Path) -> None:
     consumer = FakeConsumer(clock, ready=0)
     assert stage._next_batch(consumer, wait=0.2) == []  # type: ignore[arg-type]
     assert consumer.waits == [0.2]
+
+
+class CommittingConsumer:
+    """Records commits; positions as librdkafka gives them (-1001: nothing consumed yet)."""
+
+    def __init__(self, positions: dict[int, int]) -> None:
+        self.positions = positions
+        self.commits: list[dict[int, int] | None] = []
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition("in", p) for p in self.positions]
+
+    def position(self, parts: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self.positions[tp.partition]) for tp in parts
+        ]
+
+    def commit(
+        self, offsets: list[TopicPartition] | None = None, asynchronous: bool = True
+    ) -> None:
+        self.commits.append(
+            None if offsets is None else {tp.partition: tp.offset for tp in offsets}
+        )
+
+
+def test_an_idle_stage_commits_its_positions_again_once_after_its_last_batch(
+    tmp_path: Path,
+) -> None:
+    """A refused commit, or an older offset a leaving member committed after ours, would
+    otherwise hold the group's lag above 0 until the partition gets new messages."""
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = CommittingConsumer({0: 120, 1: 57, 2: -1001})
+    stage._commit(consumer)  # type: ignore[arg-type]  # after a batch
+    clock.now += RECOMMIT_IDLE_S / 2
+    stage._recommit_idle(consumer)  # type: ignore[arg-type]  # idle, too soon
+    assert consumer.commits == [None]
+    clock.now += RECOMMIT_IDLE_S
+    stage._recommit_idle(consumer)  # type: ignore[arg-type]
+    stage._recommit_idle(consumer)  # type: ignore[arg-type]  # once per batch, not per cycle
+    assert consumer.commits == [None, {0: 120, 1: 57}]  # explicit; nothing consumed on 2
+
+
+def test_a_stage_that_never_took_a_batch_commits_nothing_when_idle(tmp_path: Path) -> None:
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = CommittingConsumer({0: 5})
+    clock.now += 10 * RECOMMIT_IDLE_S
+    stage._recommit_idle(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == []
+
+
+def test_a_commit_refused_in_a_rebalance_is_made_again_once_idle(tmp_path: Path) -> None:
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = CommittingConsumer({3: 40})
+    stage._commit(consumer)  # type: ignore[arg-type]
+    clock.now += RECOMMIT_IDLE_S
+    stage._recommit_idle(consumer)  # type: ignore[arg-type]
+    stage._on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [])  # that one was refused
+    clock.now += RECOMMIT_IDLE_S
+    stage._recommit_idle(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == [None, {3: 40}, {3: 40}]
