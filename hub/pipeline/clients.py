@@ -40,7 +40,11 @@ def consumer_config(settings: Settings, group_id: str | None, **overrides: Any) 
         "fetch.max.bytes": 52_428_800,
         "max.partition.fetch.bytes": 8_388_608,
         "queued.max.messages.kbytes": 262_144,
-        "partition.assignment.strategy": "cooperative-sticky",
+        # every topic spread over the members: the ingest group reads the shared and each
+        # agency's inbound topic, and cooperative-sticky balanced only the total count, so one
+        # member often got all 8 partitions of the busy topic (bench scaling row: one of two
+        # ingest children ingested everything). roundrobin interleaves each topic's partitions.
+        "partition.assignment.strategy": "roundrobin",
         **confluent_security(settings),
     }
     if group_id is not None:

@@ -460,13 +460,13 @@ class IngestStage:
     def _recommit_idle(self, consumer: Consumer) -> None:
         """Once idle, commit the positions of the owned partitions again, explicitly.
 
-        A commit can be refused in a rebalance that leaves the partition with this stage
-        (cooperative-sticky keeps the position, so nothing re-reads the batch), and a member
+        A commit can be refused in a rebalance, or be lost with the connection, and a member
         leaving the group (a dead worker's child on its way out) can commit an older offset
-        after ours: either leaves the group's lag stuck above 0 until the partition gets new
-        messages (the fault suite's "kill -9 worker": lag 27 for 240 s). Every consumed message
-        is persisted by now, so the position is the right offset. A commit with explicit offsets
-        is always sent (``commit()`` skips offsets it believes committed).
+        after ours: any of these leaves the group's lag above 0 until the partition gets new
+        messages (suspected in the fault suite's "kill -9 worker": lag 27 for 240 s, nothing
+        missing). Every consumed message is persisted by now, so the position is the right
+        offset. A commit with explicit offsets is always sent (``commit()`` skips offsets it
+        believes committed).
         """
         if self._recommit_due is None or self.clock() < self._recommit_due:
             return
@@ -491,7 +491,7 @@ class IngestStage:
                 "ingest: commit refused after a rebalance (%s); batch left to its owner",
                 err.name(),
             )
-            # the owner may be this stage still (cooperative-sticky): commit again once idle
+            # the partition may come back to this stage at the same position: commit again
             self._recommit_due = self.clock() + RECOMMIT_IDLE_S
             return
         self._commit_error = KafkaException(err)
