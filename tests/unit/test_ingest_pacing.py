@@ -144,14 +144,14 @@ def test_an_idle_stage_commits_its_positions_again_once_after_its_last_batch(
     clock = Clock()
     stage = _stage(tmp_path, clock)
     consumer = CommittingConsumer({0: 120, 1: 57, 2: -1001})
-    stage._commit(consumer)  # type: ignore[arg-type]  # after a batch
+    stage._commit(consumer, [])  # type: ignore[arg-type]  # after a batch
     clock.now += RECOMMIT_IDLE_S / 2
     stage._recommit_idle(consumer)  # type: ignore[arg-type]  # idle, too soon
-    assert consumer.commits == [None]
+    assert consumer.commits == []  # an empty batch commits nothing itself
     clock.now += RECOMMIT_IDLE_S
     stage._recommit_idle(consumer)  # type: ignore[arg-type]
     stage._recommit_idle(consumer)  # type: ignore[arg-type]  # once per batch, not per cycle
-    assert consumer.commits == [None, {0: 120, 1: 57}]  # explicit; nothing consumed on 2
+    assert consumer.commits == [{0: 120, 1: 57}]  # explicit; nothing consumed on 2
 
 
 def test_a_stage_that_never_took_a_batch_commits_nothing_when_idle(tmp_path: Path) -> None:
@@ -167,10 +167,10 @@ def test_a_commit_refused_in_a_rebalance_is_made_again_once_idle(tmp_path: Path)
     clock = Clock()
     stage = _stage(tmp_path, clock)
     consumer = CommittingConsumer({3: 40})
-    stage._commit(consumer)  # type: ignore[arg-type]
+    stage._commit(consumer, [])  # type: ignore[arg-type]
     clock.now += RECOMMIT_IDLE_S
     stage._recommit_idle(consumer)  # type: ignore[arg-type]
     stage._on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [])  # that one was refused
     clock.now += RECOMMIT_IDLE_S
     stage._recommit_idle(consumer)  # type: ignore[arg-type]
-    assert consumer.commits == [None, {3: 40}, {3: 40}]
+    assert consumer.commits == [{3: 40}, {3: 40}]
