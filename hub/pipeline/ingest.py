@@ -207,6 +207,12 @@ MIN_CYCLE_S = 0.02
 # addresses the child's peak RSS was 470 MiB instead of 617, at the same throughput.
 CONSUMER_BUFFERS = {"queued.max.messages.kbytes": 8_192, "fetch.max.bytes": 4_194_304}
 
+#: The ingest group's session: a killed child's partitions wait this long for its successor
+#: (librdkafka's default, 45 s, was most of the 47 s the fault suite's "kill -9 ingest child"
+#: took to lag 0). librdkafka heartbeats from its own thread, so a long batch does not miss one;
+#: the broker's minimum is 6 s.
+INGEST_SESSION = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000}
+
 #: An idle stage commits the positions of its partitions again this often (see
 #: IngestStage._recommit_idle).
 RECOMMIT_IDLE_S = 2.0
@@ -306,7 +312,13 @@ class IngestStage:
             self._restore(state)
             group = f"{self.settings.app_id}-ingest"
             consumer = Consumer(
-                consumer_config(self.settings, group, on_commit=self._on_commit, **CONSUMER_BUFFERS)
+                consumer_config(
+                    self.settings,
+                    group,
+                    on_commit=self._on_commit,
+                    **CONSUMER_BUFFERS,
+                    **INGEST_SESSION,
+                )
             )
             consumer.subscribe(self.topics.inbound(self.settings.shared_inbound))
             self.ready.set()
