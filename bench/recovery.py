@@ -6,10 +6,13 @@ quick bench does (the quick workload at full speed, then the two latency loads a
 so the changelogs hold small batches too), then times wiped workers on it again and again, and
 splits each start from the worker's own log lines (JSON, INFO):
 
-- ``startup``: process start until Faust starts restoring its tables (interpreter, imports,
-  topic check, group join and the first rebalance);
-- ``faust``: Faust's changelog replay ("Restoring state" until "Done reading");
-- ``ingest``: the ingest child's state restore (its start until "ingest state restored");
+- ``startup_to_faust_restore``: process start until Faust starts replaying its changelogs
+  (interpreter, imports, topic check, group join, the first rebalance); absent when Faust
+  finds nothing to replay;
+- ``faust_replay``: Faust's changelog replay ("Restoring state" until "Done reading");
+- ``pre_restore_done_at``: the bulk changelog pre-restore done (:mod:`hub.pipeline.prerestore`);
+- ``faust_ready_at``: Faust's tables recovered ("Worker ready");
+- ``ingest_restored_at``: the ingest child's state restored ("ingest state restored");
 - ``ready``: process start until ``/readyz`` 200 (what the bench reports).
 
 ``--keep`` keeps the topics and prints the prefix; ``--reuse RUN`` measures again on them
@@ -34,6 +37,7 @@ from hub.settings import PROJECT_ROOT, Settings
 MARKS = {
     "faust_start": "Restoring state from changelog topics",
     "faust_done": "Done reading from changelog topics",
+    "faust_ready": "Worker ready",  # Faust's tables recovered (with or without a replay)
     "pre_restore_done": "pre-restored",
     "ingest_done": "ingest state restored",
 }
@@ -104,8 +108,8 @@ def measure(hub: BenchHub, data_dir: str, timeout: float) -> dict[str, float | N
 def _marks(log: Path, wall_start: float) -> dict[str, float | None]:
     found: dict[str, float | None] = dict.fromkeys(MARKS)
     for line in log.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
+        try:  # a line may start with a terminal control sequence (Faust's spinner)
+            record = json.loads(line[line.find("{") :])
         except ValueError:
             continue
         msg, ts = str(record.get("msg", "")), record.get("ts")
@@ -128,7 +132,7 @@ def split(m: dict[str, float | None]) -> dict[str, float | None]:
         "faust_replay": d("faust_start", "faust_done"),
         "pre_restore_done_at": d(None, "pre_restore_done"),
         "ingest_restored_at": d(None, "ingest_done"),
-        "faust_done_at": d(None, "faust_done"),
+        "faust_ready_at": d(None, "faust_ready"),
     }
 
 
