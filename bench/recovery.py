@@ -91,18 +91,21 @@ def measure(hub: BenchHub, data_dir: str, timeout: float) -> dict[str, float | N
     wall_start = time.time()
     worker = hub.start_worker(data_dir, log_level="INFO", json_logs=True)
     ready: float | None = None
+    memory: dict[str, int] = {}
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             worker.check_alive()
             if is_ready(worker.port):
                 ready = time.monotonic() - worker.started
+                memory = worker.memory()
                 break
             time.sleep(0.1)
     finally:
         worker.stop()
     marks = _marks(log, wall_start)
-    return {"ready": ready, **marks}
+    mib = {k: round(v / 2**20) for k, v in memory.items() if k in ("VmRSS", "VmHWM")}
+    return {"ready": ready, **marks, "rss_mib": mib.get("VmRSS"), "peak_rss_mib": mib.get("VmHWM")}
 
 
 def _marks(log: Path, wall_start: float) -> dict[str, float | None]:
@@ -133,6 +136,8 @@ def split(m: dict[str, float | None]) -> dict[str, float | None]:
         "pre_restore_done_at": d(None, "pre_restore_done"),
         "ingest_restored_at": d(None, "ingest_done"),
         "faust_ready_at": d(None, "faust_ready"),
+        "rss_mib": m.get("rss_mib"),  # worker + ingest child when ready (summed)
+        "peak_rss_mib": m.get("peak_rss_mib"),
     }
 
 
