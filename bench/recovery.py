@@ -43,12 +43,20 @@ MARKS = {
 }
 
 
-def fill(hub: BenchHub, seed: int, paced_rate: float, timeout: float) -> dict[str, Any]:
-    """The quick bench's traffic through one worker, until the pipeline has no lag."""
+def fill(
+    hub: BenchHub,
+    seed: int,
+    paced_rate: float,
+    timeout: float,
+    addresses: int = 25_000,
+    events: int = 100_000,
+    paced_events: tuple[int, ...] = (15_000, 75_000),
+) -> dict[str, Any]:
+    """The quick bench's traffic (by default) through one worker, until it has no lag."""
     hub.create_topics()
     s = hub.settings
-    main = build(25_000, 100_000, seed)
-    paced = [build(25_000, 15_000, seed + 1), build(25_000, 75_000, seed + 2)]
+    main = build(addresses, events, seed)
+    paced = [build(addresses, n, seed + 1 + i) for i, n in enumerate(paced_events)]
     worker = hub.start_worker("hub-data0")
     try:
         worker.wait_ready(timeout)
@@ -149,6 +157,11 @@ def main() -> None:
     parser.add_argument("--paced-rate", type=float, default=5000.0)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--keep", action="store_true", help="keep topics for --reuse")
+    parser.add_argument("--addresses", type=int, default=25_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument(
+        "--paced-events", default="15000,75000", help="comma-separated; empty for none"
+    )
     args = parser.parse_args()
     base = Settings()
     run_id = args.reuse or time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
@@ -158,7 +171,16 @@ def main() -> None:
     keep = args.keep or bool(args.reuse)
     try:
         if not args.reuse:
-            sizes = fill(hub, args.seed, args.paced_rate, args.timeout)
+            paced = tuple(int(n) for n in args.paced_events.split(",") if n)
+            sizes = fill(
+                hub,
+                args.seed,
+                args.paced_rate,
+                args.timeout,
+                args.addresses,
+                args.events,
+                paced,
+            )
             print(f"run {run_id}: changelog records {sizes}", flush=True)
         else:
             print(f"run {run_id}: changelog records {changelog_sizes(hub)}", flush=True)
