@@ -264,7 +264,9 @@ class BenchHub:
     def create_topics(self) -> None:
         ensure_topics(self.settings)
 
-    def start_worker(self, data_dir: str = "hub-data0", log_level: str = "WARNING") -> Worker:
+    def start_worker(
+        self, data_dir: str = "hub-data0", log_level: str = "WARNING", json_logs: bool = False
+    ) -> Worker:
         s = self.settings
         port = free_port()
         log = self.root / f"{data_dir}.worker.log"
@@ -277,6 +279,7 @@ class BenchHub:
             "HUB_DATA_DIR": str(self.root / data_dir),
             "HUB_METRICS_PORT": str(port),
             "HUB_LOG_LEVEL": log_level,
+            "HUB_LOG_JSON": "true" if json_logs else "false",
         }
         started = time.monotonic()
         proc = subprocess.Popen(

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     min_insync_replicas: int | None = Field(default=None, ge=1)
     # Faust standby replicas of the tables (warm copies on other workers; faster failover)
     standby_replicas: int = Field(default=0, ge=0)
+    # a starting worker reads the tables' changelogs into RocksDB in bulk before Faust's own
+    # (per-message) recovery, which then has ~nothing left (hub.pipeline.prerestore)
+    pre_restore: bool = True
     topic_prefix: str = Field(default="hub.", description="prefix of every topic the hub owns")
     data_dir: Path = Field(default=PROJECT_ROOT / ".local" / "data")
     rules_config: Path | None = Field(

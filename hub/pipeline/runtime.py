@@ -140,6 +140,21 @@ class HubRuntime:
         self.app.on_partitions_revoked.connect(self._settle_on_revoke)
         self.app.service(self._ingest_service())
 
+    def start_ingest(self) -> None:
+        """Start the ingest child unless it runs already.
+
+        ``hub worker`` starts it before Faust, so its state restore (seconds) overlaps the
+        tables' recovery instead of following it (Faust starts its services only once the
+        tables are recovered). It depends on no table: its consumers are its own.
+        """
+        if self.ingest is not None and self.ingest.pid is None:
+            self.ingest.start()
+
+    @property
+    def tables(self) -> list[Any]:
+        """The Faust tables (dossiers, areas), for the changelog pre-restore."""
+        return [self.dossier_writer.table, self.area_writer.table]
+
     def _producer(self) -> Producer:
         return Producer(producer_config(self.settings, **{"linger.ms": 2}))
 
@@ -163,8 +178,7 @@ class HubRuntime:
             async def on_start(self) -> None:
                 # topics exist already: run_worker creates them before Faust subscribes
                 runtime.group_watch.start()
-                if runtime.ingest is not None:
-                    runtime.ingest.start()
+                runtime.start_ingest()
 
             async def on_stop(self) -> None:
                 runtime.group_watch.stop()
