@@ -236,6 +236,12 @@ class HubRuntime:
                 ):
                     return  # the assignment moved on: the next sweep looks again
                 expected = next_expected(writer.get_many, partition)
+                if expected is None and offset > 0:  # nothing processed yet, offsets committed
+                    try:
+                        expected = await asyncio.to_thread(gaps.first_offset, partition)
+                    except Exception as exc:  # the next sweep asks again
+                        log.warning("tail-gap sweep of %s: %s", stage, exc)
+                        continue
                 if expected is None or offset <= expected:
                     continue
                 missing = {partition: list(range(expected, offset))}

@@ -29,7 +29,7 @@ def test_a_replay_below_the_expected_offset_is_no_gap() -> None:
     assert missing_offsets(50, [48, 49, 50, 51]) == []
 
 
-def test_a_partition_without_a_stored_offset_is_trusted() -> None:
+def test_without_an_expected_offset_the_pure_check_finds_nothing() -> None:
     assert missing_offsets(None, [65, 66]) == []
 
 
@@ -104,9 +104,25 @@ def test_skipped_messages_are_read_and_put_before_the_batch_in_offset_order() ->
 
 def test_a_batch_without_a_gap_needs_no_read() -> None:
     filler = GapFiller("area", "hub.area-updates", lambda: pytest.fail("no read expected"))
-    batch = [(1, 7, b"x"), (1, 8, b"y")]
-    assert filler.find(batch, _stored(7)) == {}
-    assert filler.find(batch, _stored(None)) == {}
+    assert filler.find([(1, 7, b"x"), (1, 8, b"y")], _stored(7)) == {}
+    assert filler.find([(1, 0, b"x"), (1, 1, b"y")], _stored(None)) == {}  # a fresh start
+
+
+def test_a_partition_with_no_state_expects_its_input_from_the_first_offset() -> None:
+    """The cluster suite: in the start-up rebalances a fresh partition's first owner dropped
+    offsets 0-7 unprocessed (Faust committed them); the next owner, with no state, began at 8."""
+    log = {o: f"m{o}".encode() for o in range(0, 12)}
+    filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log), timeout_s=2)
+    batch = [(7, 8, b"m8"), (7, 9, b"m9")]
+    missing = filler.find(batch, _stored(None))
+    assert missing == {7: list(range(0, 8))}
+    assert [o for _p, o, _v in filler.fill(batch, missing)] == list(range(0, 10))
+
+
+def test_a_partition_with_no_state_and_older_input_deleted_starts_at_the_low_watermark() -> None:
+    log = {o: b"m" for o in range(8, 12)}
+    filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log, low=8), timeout_s=2)
+    assert filler.find([(7, 8, b"m"), (7, 9, b"m")], _stored(None)) == {}
 
 
 def test_an_unreadable_skipped_message_fails_the_attempt_so_it_is_retried() -> None:
