@@ -103,7 +103,7 @@ class _Producer:
         return 0
 
 
-class _NoMetrics:
+class NoMetrics:
     """The ingest child forwards batch-level metric calls; their cost is not the stage's."""
 
     def __getattr__(self, name: str) -> Any:
@@ -171,7 +171,7 @@ def run_one(events: int, batch: int = POLL_BATCH, step_events: int = 20) -> dict
             settings,
             producer,  # type: ignore[arg-type]
             clock=lambda: FIXED_NOW,
-            metrics_sink=_NoMetrics(),
+            metrics_sink=NoMetrics(),
             checkpoint=ReleaseCheckpoint(None),
         )
         ends: list[int] = []  # len(producer.records) after each poll

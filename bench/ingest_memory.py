@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.cpu_ab import FIXED_NOW, POLL_BATCH, WireMessage
+from bench.cpu_ab import FIXED_NOW, POLL_BATCH, NoMetrics, WireMessage
 from bench.workload import build
 
 
@@ -45,11 +45,6 @@ class _DropProducer:
 
     def poll(self, timeout: float = 0) -> int:
         return 0
-
-
-class _NoMetrics:
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
 
 
 _SHARED_KINDS = (type, types.ModuleType)
@@ -120,7 +115,7 @@ def measure(
             settings,
             _DropProducer(),  # type: ignore[arg-type]
             clock=lambda: FIXED_NOW,
-            metrics_sink=_NoMetrics(),
+            metrics_sink=NoMetrics(),
             checkpoint=ReleaseCheckpoint(None),
         )
         gc.collect()
