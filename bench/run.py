@@ -182,7 +182,7 @@ def run(
 
         if only_latency:  # the hub's own phases only: throughput (warms the state), latency
             loads = (latency_load, high_load)
-            return _hub_and_latency(hub, sizes, workload, loads, enablers, result, step)
+            return _hub_and_latency(hub, sizes, workload, loads, enablers, result, step, profile)
 
         raw_settings = hub.settings
         aio = aiokafka_rate(raw_settings, hub.topics.case_events, len(workload))
@@ -276,12 +276,16 @@ def _hub_and_latency(
     enablers: Enablers,
     result: dict[str, Any],
     step: Any,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """``--only-latency``: a quick look at the latency after a change (no ratios, no targets)."""
     worker = hub.start_worker("hub-data0")
     try:
-        result["hub"] = run_hub_throughput(hub, worker, len(workload), sizes.timeout_s, None)
+        profile_raw = RESULTS / "profile.txt" if profile else None
+        result["hub"] = run_hub_throughput(hub, worker, len(workload), sizes.timeout_s, profile_raw)
         step(f"hub: {result['hub']['events_per_s']:,} events/s")
+        if profile_raw is not None and profile_raw.exists():
+            result["profile"] = {"raw": str(profile_raw), **pyspy.summarise(profile_raw)}
         result["latency"] = _latency(hub, loads[0], sizes.latency_rate, enablers)
         step(f"latency: p99 {_headline_p99(result['latency'])} ms @ {sizes.latency_rate:.0f}/s")
         if sizes.high_rate:

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.harness import free_port, scrape
+from bench.harness import POLLED_SERIES, free_port, scrape
 from connectors.kafka_publish import publish
 from connectors.simulator import simulate
 from hub.pipeline.lag import pipeline_lag
@@ -107,7 +107,7 @@ def measure(
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"{mode} worker exited {proc.returncode}; see {root}")
-            if first is None and scrape(port).get(INGESTED, 0.0) > 0:
+            if first is None and scrape(port, names=POLLED_SERIES).get(INGESTED, 0.0) > 0:
                 first = time.monotonic()
             if first is not None and pipeline_lag(worker_settings) == 0:
                 elapsed = time.monotonic() - first

@@ -3,7 +3,8 @@
 A tiny threaded HTTP server, independent of any event loop, so both the confluent-kafka ingest
 stage and the Faust workers can run it:
 
-- ``GET /metrics``: the hub's :data:`hub.metrics.REGISTRY` (Prometheus text or OpenMetrics).
+- ``GET /metrics``: the hub's :data:`hub.metrics.REGISTRY` (Prometheus text or OpenMetrics);
+  ``?name[]=a&name[]=b`` (as prometheus_client's own handler) renders only those series.
 - ``GET /healthz``: 200 while the process serves requests (liveness).
 - ``GET /readyz``: 200 when the readiness callable says ready, else 503; the body is JSON
   ``{"ready": bool, "reason": str}``.
@@ -21,6 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client.exposition import choose_encoder
 
@@ -114,10 +117,14 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HealthServer
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept") or "")
-            self._send(200, encoder(metrics.REGISTRY), content_type)
+            registry: Any = metrics.REGISTRY
+            names = parse_qs(query).get("name[]")
+            if names:  # prometheus_client's own filter: only the series named
+                registry = registry.restricted_registry(names)
+            self._send(200, encoder(registry), content_type)
         elif path == "/healthz":
             self._send(200, b"ok\n", "text/plain; charset=utf-8")
         elif path == "/readyz":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from copy import deepcopy
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,64 @@ def test_a_batch_call_that_raises_falls_back_to_one_by_one(
     expected = [validate_avro_case_event(r) for r in records]
     monkeypatch.setattr(decode, "_BATCH", Broken())
     assert validate_avro_case_events(records) == expected
+
+
+_RULE_EDITS: dict[str, list[tuple[tuple[str, ...], Any]]] = {
+    "unknown source": [(("source",), "UNKNOWN")],
+    "before the floor": [(("occurred_at",), datetime(2001, 1, 1, tzinfo=UTC))],
+    "far future": [(("occurred_at",), datetime(2204, 5, 1, tzinfo=UTC))],
+    "window reversed": [
+        (("planned_start",), date(2024, 6, 1)),
+        (("planned_end",), date(2024, 5, 1)),
+    ],
+    "window in order": [
+        (("planned_start",), date(2024, 5, 1)),
+        (("planned_end",), date(2024, 6, 1)),
+    ],
+    "attributes too large": [(("attributes",), {f"k{i}": "€" * 1000 for i in range(40)})],
+    "no place": [
+        (("address", "postcode"), None),
+        (("address", "nummeraanduiding_id"), None),
+        (("address", "pand_id"), None),
+    ],
+    "blank place": [
+        (("address", "postcode"), ""),
+        (("address", "nummeraanduiding_id"), ""),
+        (("address", "pand_id"), ""),
+    ],
+    "blanks at every level": [
+        (("source_org",), ""),
+        (("address", "huisletter"), ""),
+        (("contact", "phone"), ""),
+        (("contact", "role"), ""),
+    ],
+    "a rule and a constraint broken": [
+        (("occurred_at",), datetime(2204, 5, 1, tzinfo=UTC)),
+        (("address", "postcode"), "SS12"),
+    ],
+    "two rules broken": [
+        (("source",), "UNKNOWN"),
+        (("planned_start",), date(2024, 6, 1)),
+        (("planned_end",), date(2024, 5, 1)),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(_RULE_EDITS))
+def test_each_rule_of_caseevent_gives_the_same_result_in_a_batch(case: str) -> None:
+    record = _mutated(_RULE_EDITS[case])
+    original = deepcopy(record)
+    expected = validate_avro_case_event(deepcopy(record))
+    got = validate_avro_case_events([RECORD, record, RECORD])
+    assert got[1] == expected and type(got[1]) is type(expected)
+    assert got[0] == got[2] == validate_avro_case_event(RECORD)
+    assert record == original  # the caller's record is not changed
+
+
+def test_blanks_become_absent_in_a_batch_as_alone() -> None:
+    record = _mutated(_RULE_EDITS["blanks at every level"])
+    (event,) = validate_avro_case_events([record])
+    assert isinstance(event, CaseEvent)
+    assert event.source_org is None and event.address.huisletter is None
+    assert event.contact is not None and event.contact.phone is None
+    assert event.contact.role is None

@@ -361,6 +361,28 @@ def test_metrics_endpoint_exposes_hub_metrics(server_and_flag: tuple[MetricsServ
     assert 'hub_events_received_total{case_type="PERMIT",source="MUNICIPALITY"}' in body
 
 
+def test_metrics_endpoint_renders_only_the_series_named(
+    server_and_flag: tuple[MetricsServer, Flag],
+) -> None:
+    """``?name[]=`` as prometheus_client's own handler: a poller that reads two series does
+    not make the worker render every series on each poll (the benchmark polls 4 times a
+    second)."""
+    server, _ = server_and_flag
+    metrics.observe_batch("ingest", 7)
+    metrics.record_received({("NCG", "STRENGTHENING"): 1})
+    query = "name[]=hub_batch_size_events_sum&name[]=hub_table_recovered"
+    status, body = _get(f"{server.url}/metrics?{query}")
+    assert status == 200
+    samples = {
+        sample.name for family in text_string_to_metric_families(body) for sample in family.samples
+    }
+    assert "hub_batch_size_events_sum" in samples
+    assert samples <= {"hub_batch_size_events_sum", "hub_table_recovered"}
+    assert "hub_events_received" not in body
+    _, everything = _get(f"{server.url}/metrics")
+    assert "hub_events_received_total" in everything and len(everything) > 10 * len(body)
+
+
 def test_broken_readiness_check_is_not_ready() -> None:
     def broken() -> tuple[bool, str]:
         raise RuntimeError("boom with 9711AB")
