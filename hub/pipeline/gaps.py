@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -92,21 +92,35 @@ class GapFiller:
         self,
         messages: list[Message],
         read: Read,
+        first_offsets: Mapping[int, int] | None = None,
     ) -> dict[int, list[int]]:
         """Per partition, the offsets the batch skipped (one state read per partition; a broker
-        request only for a partition with no state whose batch does not start at offset 0)."""
-        offsets: dict[int, list[int]] = {}
-        for partition, offset, _value in messages:
-            offsets.setdefault(partition, []).append(offset)
+        request only for a partition with no state whose batch does not start at offset 0,
+        unless ``first_offsets`` has its first offset: see :meth:`unknown_starts`)."""
         missing: dict[int, list[int]] = {}
-        for partition, seen in offsets.items():
+        for partition, seen in _offsets_by_partition(messages).items():
             expected = next_expected(read, partition)
             if expected is None and min(seen) > 0:
-                expected = self.first_offset(partition)
+                known = first_offsets.get(partition) if first_offsets else None
+                expected = known if known is not None else self.first_offset(partition)
             lost = missing_offsets(expected, seen)
             if lost:
                 missing[partition] = lost
         return missing
+
+    def unknown_starts(self, messages: list[Message], read: Read) -> list[int]:
+        """The batch's partitions with no state whose batch does not start at offset 0: their
+        expected input starts at the low watermark, which :meth:`first_offsets` asks the broker
+        for (blocking: the worker runs it in a thread, not on its event loop)."""
+        return [
+            partition
+            for partition, seen in _offsets_by_partition(messages).items()
+            if min(seen) > 0 and next_expected(read, partition) is None
+        ]
+
+    def first_offsets(self, partitions: list[int]) -> dict[int, int]:
+        """:meth:`first_offset` of each of ``partitions`` (blocking: run it in a thread)."""
+        return {partition: self.first_offset(partition) for partition in partitions}
 
     def first_offset(self, partition: int) -> int:
         """The input partition's low watermark: where a partition with no state starts."""
@@ -188,6 +202,13 @@ class GapFiller:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+def _offsets_by_partition(messages: list[Message]) -> dict[int, list[int]]:
+    offsets: dict[int, list[int]] = {}
+    for partition, offset, _value in messages:
+        offsets.setdefault(partition, []).append(offset)
+    return offsets
 
 
 def plain_consumer(config: dict[str, Any]) -> Callable[[], Any]:

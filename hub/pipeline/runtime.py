@@ -290,8 +290,14 @@ class HubRuntime:
     async def _complete(
         self, gaps: GapFiller, writer: BatchedTableWriter, messages: list[Message]
     ) -> list[Message]:
-        """``messages`` plus any its partitions skipped (:mod:`hub.pipeline.gaps`)."""
-        missing = gaps.find(messages, writer.get_many)
+        """``messages`` plus any its partitions skipped (:mod:`hub.pipeline.gaps`).
+
+        A partition with no state needs its low watermark from the broker: asked in a thread,
+        so a slow broker never holds the event loop (and every other stage) for its timeout.
+        """
+        unknown = gaps.unknown_starts(messages, writer.get_many)
+        firsts = await asyncio.to_thread(gaps.first_offsets, unknown) if unknown else None
+        missing = gaps.find(messages, writer.get_many, firsts)
         if not missing:
             return messages
         return await asyncio.to_thread(gaps.fill, messages, missing)

@@ -119,6 +119,24 @@ def test_a_partition_with_no_state_expects_its_input_from_the_first_offset() -> 
     assert [o for _p, o, _v in filler.fill(batch, missing)] == list(range(0, 10))
 
 
+def test_the_first_offsets_are_asked_apart_so_find_itself_needs_no_broker() -> None:
+    """The worker asks the broker for a stateless partition's first offset in a thread
+    (``unknown_starts`` → ``first_offsets``); ``find`` given them makes no request on the event
+    loop."""
+    log = {o: f"m{o}".encode() for o in range(0, 12)}
+    asking = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log), timeout_s=2)
+    batch = [(7, 8, b"m8"), (7, 9, b"m9"), (3, 5, b"m5"), (2, 0, b"m0")]
+    stateless = _stored(None)
+    assert asking.unknown_starts(batch, stateless) == [7, 3]  # partition 2 starts at 0
+    assert asking.unknown_starts(batch, _stored(5)) == []
+    firsts = asking.first_offsets([7, 3])
+    assert firsts == {7: 0, 3: 0}
+    no_broker = GapFiller("correlate", "hub.normalised", lambda: pytest.fail("a broker request"))
+    missing = no_broker.find(batch, stateless, firsts)
+    assert missing == {7: list(range(0, 8)), 3: list(range(0, 5))}
+    assert missing == asking.find(batch, stateless)  # same answer as asking on the way
+
+
 def test_a_partition_with_no_state_and_older_input_deleted_starts_at_the_low_watermark() -> None:
     log = {o: b"m" for o in range(8, 12)}
     filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log, low=8), timeout_s=2)
