@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.enabling import Enablers, enabled_at, enablers_by_event
+from bench.harness import cores_between
 from hub.contracts.codec import AvroCodec, DecodeError
 from hub.pipeline.clients import consumer_config, producer_config
 from hub.settings import Settings
@@ -42,6 +44,8 @@ class LatencyResult:
     enabled_ms: list[float] = field(default_factory=list)
     enabled_kinds: list[str] = field(default_factory=list)  # the record's kind, per enabled_ms
     parked_ids: set[str] = field(default_factory=set)  # event ids the hub parked meanwhile
+    # cores busy per process while the rate was steady (bench.harness.cores_between)
+    cores: dict[str, float] = field(default_factory=dict)
 
     def percentile(self, q: float, values: list[float] | None = None) -> float | None:
         return percentile(self.latencies_ms if values is None else values, q)
@@ -63,6 +67,7 @@ class LatencyResult:
             "p95_ms": r(self.percentile(95)),
             "p99_ms": r(self.percentile(99)),
             "max_ms": r(max(self.latencies_ms) if self.latencies_ms else None),
+            "cores_by_process": self.cores,
             "not_parked": self._not_parked(),
             "since_enabling_event": self._since_enabling(),
             "split": {
@@ -282,10 +287,13 @@ def measure_latency(
     wait_caught_up: Any,
     parked_topic: str | None = None,
     enablers: Enablers | None = None,
+    cpu: Callable[[], dict[str, float]] | None = None,
 ) -> LatencyResult:
     """Produce ``records`` (event id, key, value) at ``rate``/s; collect output latencies.
 
     ``wait_caught_up()`` blocks until the hub has lag 0 again (called after the last produce).
+    ``cpu()`` (CPU seconds per process, bench.harness.cpu_by_role) is sampled after the
+    warm-up second and at the last produce: the result's ``cores`` at the steady rate.
     """
     sent: dict[str, float] = {}
     collector = _Collector(settings, outputs, sent, enablers)
@@ -297,15 +305,21 @@ def measure_latency(
     producer.list_topics(topic, timeout=10)
     warm_up = int(rate)  # the first second is not sampled: connection set-up is not the hub's
     began = time.perf_counter()
+    cpu_from: tuple[float, dict[str, float]] | None = None
     for i, (event_id, key, value) in enumerate(records):
         delay = began + i / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
+        if cpu is not None and i == warm_up:
+            cpu_from = (time.perf_counter(), cpu())
         if event_id is not None and i >= warm_up:
             sent.setdefault(event_id, time.time())  # a re-sent duplicate keeps the first time
         producer.produce(topic, key=key, value=value)
         producer.poll(0)
     produce_s = time.perf_counter() - began
+    cores: dict[str, float] = {}
+    if cpu is not None and cpu_from is not None:
+        cores = cores_between(cpu_from[1], cpu(), time.perf_counter() - cpu_from[0])
     producer.flush(60)
     wait_caught_up()
     time.sleep(1.0)  # the last records' fetch
@@ -328,4 +342,5 @@ def measure_latency(
         enabled_ms=collector.enabled_ms,
         enabled_kinds=collector.enabled_kinds,
         parked_ids=parked_event_ids(settings, parked_topic) if parked_topic else set(),
+        cores=cores,
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import profile as pyspy
-from bench.harness import BenchHub, Worker, topic_size
+from bench.harness import BenchHub, Worker, cores_between, topic_size
 from hub.pipeline.lag import group_lag
 from hub.settings import PROJECT_ROOT, Settings
 
@@ -175,6 +175,8 @@ def run_hub_throughput(
     """
     spy = None
     cpu_first = cpu_last = None
+    roles_first: dict[str, float] = {}
+    roles_last: dict[str, float] = {}
     ready_s: float | None = None
     first: tuple[float, float] | None = None  # (time, events ingested by then)
     last_signature: tuple[float, ...] = ()
@@ -195,10 +197,12 @@ def run_hub_throughput(
         if first is None and ingested > 0:
             first = (now, ingested)
             cpu_first = worker.cpu()
+            roles_first = worker.cpu_by_role()
         signature = (ingested, metrics.get(CORRELATE_SUM, 0.0), metrics.get(CORRELATE_COUNT, 0.0))
         if signature != last_signature:
             last_signature, last_change = signature, now
             cpu_last = worker.cpu()
+            roles_last = worker.cpu_by_role()
         if ready_s is None and metrics.get('hub_table_recovered{table="dossiers"}') == 1.0:
             ready_s = now - worker.started
         if ingested >= expected and now - lag_checked >= 0.5:
@@ -230,6 +234,7 @@ def run_hub_throughput(
         "worker_cpu_s": round(cpu_s, 2) if cpu_s is not None else None,
         "worker_cores_busy": round(cpu_s / processed_s, 2) if cpu_s and processed_s else None,
         "cpu_us_per_event": round(cpu_s / timed * 1e6, 1) if cpu_s else None,
+        "cores_by_process": cores_between(roles_first, roles_last, processed_s),
         "profiled": profile_to is not None and spy is not None,
     }
 

@@ -32,7 +32,7 @@ from rich.table import Table
 from bench import profile as pyspy
 from bench.enabling import Enablers, enabling_events
 from bench.engine import measure_engine
-from bench.harness import BenchHub, delete_groups, delete_topics
+from bench.harness import BenchHub, Worker, delete_groups, delete_topics
 from bench.latency import measure_latency
 from bench.memory import render_row as render_memory_row
 from bench.memory import run_memory_row
@@ -211,14 +211,14 @@ def run(
         mem_after_throughput = worker.memory()
         thr["rss_bytes_after_throughput"] = mem_after_throughput.get("VmRSS")
         result["hub"] = thr
-        step(f"hub: {thr['events_per_s']:,} events/s ({thr['processed_s']}s)")
+        step(f"hub: {thr['events_per_s']:,} events/s ({thr['processed_s']}s; {_cores_text(thr)})")
         if profile_raw is not None and profile_raw.exists():
             result["profile"] = {"raw": str(profile_raw), **pyspy.summarise(profile_raw)}
 
-        result["latency"] = _latency(hub, latency_load, sizes.latency_rate, enablers)
-        step(f"latency: p99 {_headline_p99(result['latency'])} ms @ {sizes.latency_rate:.0f}/s")
-        result["latency_high"] = _latency(hub, high_load, sizes.high_rate, enablers)
-        step(f"latency: p99 {_headline_p99(result['latency_high'])} ms @ {sizes.high_rate:.0f}/s")
+        result["latency"] = _latency(hub, latency_load, sizes.latency_rate, enablers, worker)
+        step(_latency_line(result["latency"]))
+        result["latency_high"] = _latency(hub, high_load, sizes.high_rate, enablers, worker)
+        step(_latency_line(result["latency_high"]))
         memory = worker.memory()
         result["memory"] = {
             "peak_rss_bytes": memory.get("VmHWM"),
@@ -283,21 +283,22 @@ def _hub_and_latency(
     try:
         profile_raw = RESULTS / "profile.txt" if profile else None
         result["hub"] = run_hub_throughput(hub, worker, len(workload), sizes.timeout_s, profile_raw)
-        step(f"hub: {result['hub']['events_per_s']:,} events/s")
+        step(f"hub: {result['hub']['events_per_s']:,} events/s ({_cores_text(result['hub'])})")
         if profile_raw is not None and profile_raw.exists():
             result["profile"] = {"raw": str(profile_raw), **pyspy.summarise(profile_raw)}
-        result["latency"] = _latency(hub, loads[0], sizes.latency_rate, enablers)
-        step(f"latency: p99 {_headline_p99(result['latency'])} ms @ {sizes.latency_rate:.0f}/s")
+        result["latency"] = _latency(hub, loads[0], sizes.latency_rate, enablers, worker)
+        step(_latency_line(result["latency"]))
         if sizes.high_rate:
-            result["latency_high"] = _latency(hub, loads[1], sizes.high_rate, enablers)
-            rate = sizes.high_rate
-            step(f"latency: p99 {_headline_p99(result['latency_high'])} ms @ {rate:.0f}/s")
+            result["latency_high"] = _latency(hub, loads[1], sizes.high_rate, enablers, worker)
+            step(_latency_line(result["latency_high"]))
     finally:
         worker.stop()
     return result
 
 
-def _latency(hub: BenchHub, load: Any, rate: float, enablers: Enablers) -> dict[str, Any]:
+def _latency(
+    hub: BenchHub, load: Any, rate: float, enablers: Enablers, worker: Worker
+) -> dict[str, Any]:
     latency = measure_latency(
         hub.settings,
         hub.topics.case_events,
@@ -307,8 +308,20 @@ def _latency(hub: BenchHub, load: Any, rate: float, enablers: Enablers) -> dict[
         lambda: _wait_lag0(hub, 120),
         parked_topic=hub.topics.parked,
         enablers=enablers,
+        cpu=worker.cpu_by_role,
     )
     return latency.to_dict()
+
+
+def _latency_line(lat: dict[str, Any]) -> str:
+    rate = lat["rate_target_per_s"]
+    return f"latency: p99 {_headline_p99(lat)} ms @ {rate:.0f}/s (cores: {_cores_text(lat)})"
+
+
+def _cores_text(figures: dict[str, Any]) -> str:
+    """``worker 0.55, ingest 0.31, broker 0.73, ...`` from a phase's ``cores_by_process``."""
+    cores = figures.get("cores_by_process") or {}
+    return ", ".join(f"{role} {value:.2f}" for role, value in cores.items() if value >= 0.01)
 
 
 def _headline(lat: dict[str, Any]) -> dict[str, Any]:
@@ -410,6 +423,8 @@ def render(r: dict[str, Any], console: Console) -> None:
         f"start-up {h['startup_s']}s; {h['worker_cores_busy']} cores busy, "
         f"{h['cpu_us_per_event']} µs CPU/event" + (" [py-spy attached]" if h["profiled"] else ""),
     )
+    if h.get("cores_by_process"):
+        table.add_row("  cores busy per process", "", _cores_text(h))
     e = r["engine"]
     table.add_row(
         "pure pipeline in-process, 1 core",
@@ -494,6 +509,8 @@ def render_latency(table: Table, lat: dict[str, Any]) -> None:
             f"{np['samples']:,} samples, max {np['max_ms']} ms; {np['parked_samples']:,} samples "
             "were triggered by an event parked until its address was learned",
         )
+    if lat.get("cores_by_process"):
+        table.add_row("  cores busy per process at this rate", "", _cores_text(lat))
 
 
 def main(argv: list[str] | None = None) -> int:

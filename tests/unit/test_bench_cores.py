@@ -1,0 +1,63 @@
+"""The benchmark's cores-per-process figures (bench.harness): who used the shared cores.
+
+Real processes, no broker: a busy child of a stand-in "worker" must show up under its role.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.harness import cores_between, cpu_by_role
+
+_BUSY = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\n"
+# a spawned multiprocessing child, as the worker's ingest stage is (bench.harness.process_role)
+_WORKER = (
+    "import multiprocessing as mp, time\n"
+    "def spin():\n"
+    f"    exec({_BUSY!r})\n"
+    "if __name__ == '__main__':\n"
+    "    child = mp.get_context('spawn').Process(target=spin)\n"
+    "    child.start()\n"
+    "    time.sleep(5)\n"
+)
+
+
+def test_cores_between_is_cpu_seconds_over_wall_seconds_per_role_with_a_total() -> None:
+    before = {"worker": 10.0, "ingest": 4.0, "broker": 1.0}
+    after = {"worker": 11.0, "ingest": 5.5, "broker": 1.5, "bench": 0.25}
+    assert cores_between(before, after, 2.0) == {
+        "worker": 0.5,
+        "ingest": 0.75,
+        "broker": 0.25,
+        "bench": 0.12,  # appeared in between: counted from 0
+        "total": 1.62,
+    }
+    assert cores_between(before, after, 0.0) == {}
+
+
+def test_cpu_by_role_names_the_worker_its_spawned_child_this_process_and_the_broker(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "worker.py"  # spawn re-imports __main__ by path: not from ``-c``
+    script.write_text(_WORKER)
+    worker = subprocess.Popen([sys.executable, str(script)])
+    stand_in_broker = subprocess.Popen([sys.executable, "-c", _BUSY])
+    try:
+        deadline = time.monotonic() + 20
+        roles: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            roles = cpu_by_role(worker.pid, stand_in_broker.pid)
+            if roles.get("ingest", 0.0) >= 0.3 and roles.get("broker", 0.0) >= 0.3:
+                break
+            time.sleep(0.1)
+        assert roles.get("ingest", 0.0) >= 0.3, roles  # the busy spawned child
+        assert roles.get("broker", 0.0) >= 0.3, roles
+        assert "worker" in roles
+        assert roles["bench"] > 0  # this process: the load generator in a bench run
+    finally:
+        for proc in (worker, stand_in_broker):
+            proc.kill()
+            proc.wait()
