@@ -174,3 +174,39 @@ def test_a_commit_refused_in_a_rebalance_is_made_again_once_idle(tmp_path: Path)
     clock.now += RECOMMIT_IDLE_S
     stage._recommit_idle(consumer)  # type: ignore[arg-type]
     assert consumer.commits == [{3: 40}, {3: 40}]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_both_ingest_consumers_let_a_fetch_wait_for_data_but_never_beyond_a_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """librdkafka's default fetch ends with the first message: ~280 fetches a second at 1,000
+    events/s (issue 17's broker request log). The wait must stay below the stage's cycle."""
+    import threading
+
+    import hub.pipeline.ingest as ingest
+
+    configs: list[dict[str, Any]] = []
+
+    class RecordingConsumer:
+        def __init__(self, config: dict[str, Any]) -> None:
+            configs.append(config)
+
+        def subscribe(self, topics: list[str]) -> None:
+            raise _Stop  # both consumers exist by now
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(ingest, "Consumer", RecordingConsumer)
+    stage = _stage(tmp_path, Clock())
+    monkeypatch.setattr(stage, "_restore", lambda state: None)
+    with pytest.raises(_Stop):
+        stage.run(threading.Event())
+    assert [c["group.id"] for c in configs] == ["hub-state-reader", "hub-ingest"]
+    for config in configs:
+        assert config["fetch.min.bytes"] >= 65_536
+        assert 0 < config["fetch.wait.max.ms"] < stage.min_cycle_s * 1000
