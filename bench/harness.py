@@ -120,7 +120,7 @@ def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds so far of ``pid`` and its live descendants (all threads)."""
     total = None
     for member in process_tree(pid):
-        seconds = _cpu_of(member)
+        seconds = process_cpu_seconds(member)
         if seconds is not None:
             total = (total or 0.0) + seconds
     return total
@@ -139,7 +139,7 @@ def cpu_by_role(pid: int, broker_pid: int | None = None) -> dict[str, float]:
     if broker_pid is not None:
         members.append((broker_pid, "broker"))
     for member, role in members:
-        seconds = _cpu_of(member)
+        seconds = process_cpu_seconds(member)
         if seconds is not None:
             out[role] = out.get(role, 0.0) + seconds
     return out
@@ -159,7 +159,7 @@ def cores_between(
     return cores
 
 
-def _cpu_of(pid: int) -> float | None:
+def process_cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of one process (all its threads); None when gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
