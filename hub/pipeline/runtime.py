@@ -60,8 +60,8 @@ TAIL_GAP_EVERY_S = 15.0
 #: (a busy one does that in its next step: :meth:`BatchedTableWriter.persist`).
 SETTLE_EVERY_S = 0.5
 
-#: How long a rebalance waits for the last step's changelog (well within the session timeout).
-REVOKE_SETTLE_S = 10.0
+#: How long a rebalance waits for the last step's changelog (well within the 10 s session).
+REVOKE_SETTLE_S = 5.0
 
 
 @dataclass
