@@ -352,9 +352,11 @@ class IngestStage:
                         self._recommit_idle(consumer)
                     if trace.TIMINGS and messages:
                         trace_cycle(messages, spans)
+                    self._flush_metrics()
                 # asked to stop: releases read from the register since the last batch go out
                 # (no further commit: an uncommitted batch is read again by the next owner)
                 self.persist()
+                self._flush_metrics()
             finally:
                 consumer.close()
         finally:
@@ -386,6 +388,12 @@ class IngestStage:
             now = self.clock()
         self._cycle_started = now
         return messages
+
+    def _flush_metrics(self) -> None:
+        """Hand over the cycle's metrics: a child's forwarder sends them as one message."""
+        flush = getattr(self.metrics, "flush", None)
+        if flush is not None:
+            flush()
 
     def _publish_lag(self, consumer: Consumer) -> None:
         """Lag of the inbound partitions this worker owns (cached watermarks: no round trip)."""
