@@ -207,7 +207,8 @@ class HubRuntime:
         waiting. So, outside rebalances and recovery, any partition this worker owns whose
         committed offset is past its stored next input offset gets the messages in between
         processed now. (The committed offset never passes the stored one otherwise: a batch's
-        state is persisted before Faust may commit it.)
+        state is staged, and read as stored, before Faust may commit it; a batch whose outputs
+        then failed has its staged state dropped, and this sweep or the next batch re-derives it.)
         """
         tables: Any = self.app.tables  # faust's TableManager (its stubs lack .recovery)
         if self.app.rebalancing or not tables.recovery.completed.is_set():
@@ -310,12 +311,17 @@ class HubRuntime:
         result = self.correlator.process([(p, v) for p, _o, v in messages], writer)
         _with_next_input(result, messages)
         spans.mark("process")
+        await writer.ready()  # the last step's outputs acknowledged (its flush ran meanwhile)
+        spans.mark("ready")
         _produce(writer, result)
         self.fault.check()  # test-only: fails here, with outputs produced and nothing persisted
-        await writer.persist(result.writes, spans)
+        await writer.persist(result.writes, functools.partial(self._correlated, result))
         if trace.TIMINGS:
             events = sum(o.events for o in result.outcomes)
             trace.timings("correlate", msgs=len(messages), events=events, **spans.ms)
+
+    def _correlated(self, result: StepResult) -> None:
+        """A correlate step's metrics, once its outputs are acknowledged (counted once)."""
         for outcome in result.outcomes:
             self._account(
                 "correlate",
@@ -329,11 +335,15 @@ class HubRuntime:
             metrics.record_rejected(result.rejected)
 
     async def _areas_once(self, batch: list[Message]) -> None:
-        updates = await self._complete(self.area_gaps, self.area_writer, batch)
-        result = self.area_processor.process([(p, v) for p, _o, v in updates], self.area_writer)
+        writer = self.area_writer
+        updates = await self._complete(self.area_gaps, writer, batch)
+        result = self.area_processor.process([(p, v) for p, _o, v in updates], writer)
         _with_next_input(result, updates)
-        _produce(self.area_writer, result)
-        await self.area_writer.persist(result.writes)
+        await writer.ready()
+        _produce(writer, result)
+        await writer.persist(result.writes, functools.partial(self._areas_done, result))
+
+    def _areas_done(self, result: StepResult) -> None:
         self._account("area", 0, Counter(), 0, result.transitions, result.firing_delta)
         if result.rejected:
             metrics.record_rejected(result.rejected)

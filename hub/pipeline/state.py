@@ -11,17 +11,24 @@ records are produced. Were the changelog ahead of the outputs, a crash between t
 recovery restore the new state while the outputs were never written; the replayed batch would
 then find nothing changed and emit nothing (lost transitions, version gaps).
 
-One broker round trip per step (issue 17): step N's changelog is produced after its outputs are
-acknowledged but not waited for; step N+1's flush acknowledges it together with N+1's outputs,
-and only then is N's state written to RocksDB. Meanwhile N's state is *pending*: reads
-(:meth:`get_many`) see it first. An idle stage settles it on a timer, a rebalance before its
-partitions move. Across a crash at any point:
+One broker round trip per step, and not in the step's way (issue 17): a step produces its
+outputs and returns; its flush runs in the background while the next step takes and processes
+its batch. That flush acknowledges the step's outputs together with the previous step's
+changelog; then the previous step's state goes to RocksDB and this step's changelog is produced
+(acknowledged by the next flush). The next step waits for it (:meth:`ready`) only before
+producing its own outputs, so outputs reach every partition in step order, as before. Until
+RocksDB has it a step's state is *staged* (outputs produced) and then *pending* (changelog
+produced): reads (:meth:`get_many`) see it first. An idle stage settles it on a timer, a
+rebalance before its partitions move. Across a crash at any point:
 - old state, outputs maybe on the broker: the batch is read again (Faust had not committed it,
   or it had and the input gap check finds the offsets past the stored next input offset,
   :mod:`hub.pipeline.gaps`), re-derived and re-emitted: exact (fingerprint, version) repeats;
 - new state in the changelog but not in RocksDB: Faust's recovery replays the changelog from the
   offset RocksDB stores.
-A failed flush keeps the pending state and produces its changelog again before the retry.
+A failed flush fails the next step (it is retried): the staged state whose outputs failed is
+dropped, so the retry's gap check re-derives that batch from the stored state; the pending state
+stays and its changelog is produced again. A step's metrics count once its outputs are
+acknowledged, so a re-derived batch is not counted twice.
 One writer per agent: producers and offsets are not shared.
 """
 
@@ -65,6 +72,9 @@ class BatchedTableWriter:
         self._offsets: dict[int, int] = {}
         # the last step's state: changelog produced, not yet known acknowledged; not in RocksDB
         self._pending: dict[int, dict[bytes, bytes]] = {}
+        # this step's state: outputs produced, not yet acknowledged; changelog not produced
+        self._staged: dict[int, dict[bytes, bytes]] = {}
+        self._completion: asyncio.Future[None] | None = None  # the last step's, in the background
         self._resend = False
 
     def db(self, partition: int) -> Any:
@@ -77,22 +87,51 @@ class BatchedTableWriter:
         if not keys:
             return []
         values: list[bytes | None] = self.db(partition)[keys]
-        pending = self._pending.get(partition)
-        if pending:
-            values = [pending.get(k, v) for k, v in zip(keys, values, strict=True)]
+        for layer in (self._pending, self._staged):
+            overlay = layer.get(partition)
+            if overlay:
+                values = [overlay.get(k, v) for k, v in zip(keys, values, strict=True)]
         return values
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any) -> None:
         self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery, **kwargs)
 
-    async def persist(
-        self, writes: dict[int, dict[bytes, bytes]], spans: trace.Spans | None = None
-    ) -> None:
-        """Outputs and the previous step's changelog acknowledged in one flush, then the previous
-        step's state to RocksDB, then this step's changelog produced (acknowledged next time).
+    async def ready(self) -> None:
+        """Wait until the last step completed: its outputs acknowledged, its changelog produced.
 
-        ``spans`` (diagnostics) gets the time of each part.
+        A step calls this before producing its own outputs, so they follow the last step's on
+        every partition. If the last step's outputs failed, its staged state is dropped (the
+        input gap check re-derives it from the stored state: :mod:`hub.pipeline.gaps`) and
+        :class:`DeliveryFailed` is raised: the caller's step is retried.
         """
+        completion, self._completion = self._completion, None
+        if completion is None:
+            return
+        try:
+            await completion
+        except BaseException:
+            self._staged.clear()
+            raise
+
+    async def persist(
+        self,
+        writes: dict[int, dict[bytes, bytes]],
+        on_acknowledged: Callable[[], None] | None = None,
+    ) -> None:
+        """Stage this step's state (its outputs are produced) and complete it in the background.
+
+        The completion: one flush acknowledges this step's outputs and the previous step's
+        changelog; then the previous step's state goes to RocksDB and this step's changelog is
+        produced (acknowledged by the next flush). ``on_acknowledged`` runs once this step's
+        outputs are acknowledged (its metrics). The next step's :meth:`ready` waits for it.
+        """
+        await self.ready()
+        for partition, items in writes.items():
+            if items:
+                self._staged.setdefault(partition, {}).update(items)
+        self._completion = asyncio.ensure_future(self._complete(on_acknowledged))
+
+    async def _complete(self, on_acknowledged: Callable[[], None] | None) -> None:
         if self._resend:  # the last flush failed: its changelog records may be among the failed
             self._produce_changelog(self._pending)
             self._resend = False
@@ -101,21 +140,21 @@ class BatchedTableWriter:
         except DeliveryFailed:
             self._resend = True
             raise
-        if spans is not None:
-            spans.mark("flush")
+        if on_acknowledged is not None:
+            on_acknowledged()
         self._write_pending()
-        if spans is not None:
-            spans.mark("rocksdb")
-        self._produce_changelog(writes)
-        for partition, items in writes.items():
-            if items:
-                self._pending.setdefault(partition, {}).update(items)
+        staged, self._staged = self._staged, {}
+        self._produce_changelog(staged)
+        for partition, items in staged.items():
+            self._pending.setdefault(partition, {}).update(items)
 
     async def settle(self) -> None:
         """Acknowledge the pending changelog and write its state to RocksDB (idle, rebalance)."""
+        await self.ready()
         if not self._pending and not self._resend:
             return
         await self.persist({})
+        await self.ready()
 
     def forget_pending(self) -> None:
         """Drop state whose changelog was never acknowledged (it could not be settled).
@@ -124,12 +163,16 @@ class BatchedTableWriter:
         of the partition finds them as a gap and processes them again from the stored state
         (:mod:`hub.pipeline.gaps`); the outputs they re-emit are exact repeats.
         """
+        if self._completion is not None:
+            self._completion.cancel()
+            self._completion = None
         self._pending.clear()
+        self._staged.clear()
         self._resend = False
 
     @property
     def pending(self) -> bool:
-        return bool(self._pending)
+        return bool(self._pending or self._staged or self._completion is not None)
 
     def _produce_changelog(self, writes: dict[int, dict[bytes, bytes]]) -> None:
         changelog = self.table.changelog_topic.get_topic_name()

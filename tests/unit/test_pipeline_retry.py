@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -160,12 +161,25 @@ def _writer(producer: _FakeProducer, **kw: Any) -> BatchedTableWriter:
     return BatchedTableWriter(_Table(producer.log), producer, **kw)  # type: ignore[arg-type]
 
 
+async def _step(
+    writer: BatchedTableWriter, writes: dict[int, dict[bytes, bytes]], *out: str
+) -> None:
+    """What a runtime step does: wait for the last step, produce its outputs, stage its state."""
+    await writer.ready()
+    for topic in out:
+        writer.produce(topic, b"k", b"record")
+    await writer.persist(writes)
+
+
 def test_outputs_are_acknowledged_before_the_changelog_is_written() -> None:
     producer = _FakeProducer()
     writer = _writer(producer)
-    writer.produce("contact-routing", b"k", b"alert")
-    asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
-    asyncio.run(writer.settle())
+
+    async def run() -> None:
+        await _step(writer, {0: {b"k": b"dossier"}}, "contact-routing")
+        await writer.settle()
+
+    asyncio.run(run())
     assert producer.log == [
         ("produce", "contact-routing"),
         ("flush", None),
@@ -178,66 +192,138 @@ def test_outputs_are_acknowledged_before_the_changelog_is_written() -> None:
 def test_one_flush_per_step_covers_its_outputs_and_the_last_steps_changelog() -> None:
     producer = _FakeProducer()
     writer = _writer(producer)
-    writer.produce("contact-routing", b"a", b"alert-1")
-    asyncio.run(writer.persist({0: {b"a": b"dossier-1"}}))
-    writer.produce("contact-routing", b"b", b"alert-2")
-    asyncio.run(writer.persist({1: {b"b": b"dossier-2"}}))
+
+    async def run() -> None:
+        await _step(writer, {0: {b"a": b"dossier-1"}}, "contact-routing")
+        await _step(writer, {1: {b"b": b"dossier-2"}}, "contact-routing")
+        await writer.ready()
+
+    asyncio.run(run())
     assert producer.log == [
         ("produce", "contact-routing"),
         ("flush", None),
         ("produce", "changelog"),
-        ("produce", "contact-routing"),
+        ("produce", "contact-routing"),  # only once step 1's outputs were acknowledged
         ("flush", None),  # step 2's outputs and step 1's changelog
         ("rocksdb", None),  # step 1's state
         ("produce", "changelog"),
     ]
 
 
+def test_a_step_returns_while_its_outputs_travel_and_the_next_step_waits_for_them() -> None:
+    producer = _FakeProducer()
+    release = threading.Event()
+    flush = producer.flush
+
+    def slow_flush(timeout: float) -> int:
+        release.wait(5)
+        return flush(timeout)
+
+    producer.flush = slow_flush  # type: ignore[method-assign]
+    writer = _writer(producer)
+
+    async def run() -> tuple[bool, bytes | None, bool]:
+        await _step(writer, {0: {b"k": b"dossier"}}, "contact-routing")  # returns at once
+        staged = writer.get_many(0, [b"k"])[0]  # the next step reads this step's state
+        waiting = asyncio.ensure_future(writer.ready())
+        await asyncio.sleep(0.05)
+        blocked = not waiting.done()
+        release.set()
+        await waiting
+        return blocked, staged, ("produce", "changelog") in producer.log
+
+    blocked, staged, changelog = asyncio.run(run())
+    assert blocked  # ready() waited for the acknowledgement
+    assert staged == b"dossier"
+    assert changelog
+
+
 def test_the_state_of_the_last_step_is_read_before_it_reaches_rocksdb() -> None:
     producer = _FakeProducer()
     writer = _writer(producer)
     writer.db(0).values = {b"a": b"old", b"c": b"other"}
-    asyncio.run(writer.persist({0: {b"a": b"new"}}))
-    assert writer.pending
-    assert writer.get_many(0, [b"a", b"c"]) == [b"new", b"other"]
-    assert writer.get_many(1, [b"a"]) == [b"old"]  # other partition: RocksDB's
-    asyncio.run(writer.settle())
-    assert not writer.pending
+
+    async def run() -> None:
+        await writer.persist({0: {b"a": b"new"}})
+        assert writer.pending
+        assert writer.get_many(0, [b"a", b"c"]) == [b"new", b"other"]
+        assert writer.get_many(1, [b"a"]) == [b"old"]  # other partition: RocksDB's
+        await writer.ready()
+        assert writer.get_many(0, [b"a"]) == [b"new"]  # changelog produced, not yet in RocksDB
+        await writer.settle()
+        assert not writer.pending
+
+    asyncio.run(run())
 
 
-def test_a_failed_output_leaves_changelog_and_state_untouched() -> None:
+def test_a_failed_output_fails_the_next_step_and_leaves_changelog_and_state_untouched() -> None:
     producer = _FakeProducer(fail="contact-routing")
     writer = _writer(producer)
-    writer.produce("contact-routing", b"k", b"alert")
-    with pytest.raises(DeliveryFailed):
-        asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
+    acknowledged: list[str] = []
+
+    async def run() -> None:
+        writer.produce("contact-routing", b"k", b"alert")
+        await writer.persist({0: {b"k": b"dossier"}}, lambda: acknowledged.append("step"))
+        with pytest.raises(DeliveryFailed):
+            await writer.ready()  # the next step's wait: it is retried
+
+    asyncio.run(run())
     assert ("produce", "changelog") not in producer.log
     assert ("rocksdb", None) not in producer.log
     assert not writer.pending
+    assert writer.get_many(0, [b"k"]) == [None]  # dropped: the gap check re-derives it
+    assert acknowledged == []  # its metrics are never counted for a failed attempt
+
+
+def test_a_steps_metrics_are_counted_once_its_outputs_are_acknowledged() -> None:
+    producer = _FakeProducer()
+    writer = _writer(producer)
+    acknowledged: list[list[tuple[str, Any]]] = []
+
+    async def run() -> None:
+        writer.produce("contact-routing", b"k", b"alert")
+        await writer.persist({0: {b"k": b"d"}}, lambda: acknowledged.append(list(producer.log)))
+        await writer.ready()
+
+    asyncio.run(run())
+    assert acknowledged == [[("produce", "contact-routing"), ("flush", None)]]
 
 
 def test_a_failed_flush_produces_the_pending_changelog_again_before_the_retry() -> None:
     producer = _FakeProducer()
     writer = _writer(producer)
-    asyncio.run(writer.persist({0: {b"k": b"dossier"}}))  # changelog produced, pending
-    producer.fail = "changelog"
-    with pytest.raises(DeliveryFailed):
-        asyncio.run(writer.persist({}))
-    assert ("rocksdb", None) not in producer.log  # never before its changelog is acknowledged
-    assert writer.get_many(0, [b"k"]) == [b"dossier"]  # still the state the retry reads
-    producer.fail = None
-    producer.log.clear()
-    asyncio.run(writer.persist({}))  # the retry
+
+    async def run() -> None:
+        await writer.persist({0: {b"k": b"dossier"}})
+        await writer.ready()  # changelog produced, pending
+        producer.fail = "changelog"
+        await writer.persist({})
+        with pytest.raises(DeliveryFailed):
+            await writer.ready()
+        assert ("rocksdb", None) not in producer.log  # never before its changelog is acknowledged
+        assert writer.get_many(0, [b"k"]) == [b"dossier"]  # still the state the retry reads
+        producer.fail = None
+        producer.log.clear()
+        await writer.persist({})  # the retry
+        await writer.ready()
+
+    asyncio.run(run())
     assert producer.log == [("produce", "changelog"), ("flush", None), ("rocksdb", None)]
 
 
 def test_state_that_cannot_be_settled_can_be_forgotten() -> None:
     producer = _FakeProducer()
     writer = _writer(producer)
-    asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
-    writer.forget_pending()
+
+    async def run() -> None:
+        await writer.persist({0: {b"k": b"dossier"}})
+        await writer.ready()
+        await writer.persist({0: {b"j": b"staged"}})
+        writer.forget_pending()
+
+    asyncio.run(run())
     assert not writer.pending
-    assert writer.get_many(0, [b"k"]) == [None]  # RocksDB's: the gap check re-derives it
+    assert writer.get_many(0, [b"k", b"j"]) == [None, None]  # RocksDB's: re-derived by gaps
 
 
 def test_flush_waits_for_the_broker_however_long_and_says_so() -> None:
@@ -287,14 +373,19 @@ def test_a_stuck_producer_is_replaced_and_the_batch_attempt_fails() -> None:
     fresh = _FakeProducer()
     guard = StuckProducerGuard(lambda: True, after_s=0, reachable_for_s=0)
     writer = _writer(stuck, stall_after_s=0.0, guard=guard, new_producer=lambda: fresh)
-    writer.produce("dossiers", b"k", b"dossier")
-    with pytest.raises(DeliveryFailed, match="stuck producer"):
-        asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
-    assert ("purge", None) in stuck.log
-    assert ("rocksdb", None) not in stuck.log  # state untouched: the retry re-derives it all
-    assert writer.producer is fresh
-    writer.produce("dossiers", b"k", b"dossier")  # the retried attempt goes through
-    asyncio.run(writer.persist({0: {b"k": b"dossier"}}))
-    assert ("produce", "changelog") in fresh.log
-    asyncio.run(writer.settle())  # the next flush acknowledges the changelog
+
+    async def run() -> None:
+        writer.produce("dossiers", b"k", b"dossier")
+        await writer.persist({0: {b"k": b"dossier"}})
+        with pytest.raises(DeliveryFailed, match="stuck producer"):
+            await writer.ready()
+        assert ("purge", None) in stuck.log
+        assert ("rocksdb", None) not in stuck.log  # state untouched: the retry re-derives it
+        assert writer.producer is fresh
+        await _step(writer, {0: {b"k": b"dossier"}}, "dossiers")  # the retried attempt
+        await writer.ready()
+        assert ("produce", "changelog") in fresh.log
+        await writer.settle()  # the next flush acknowledges the changelog
+
+    asyncio.run(run())
     assert ("rocksdb", None) in stuck.log  # the table's log (the fake table shares it)
