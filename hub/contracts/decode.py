@@ -282,18 +282,22 @@ def validate_avro_case_events(items: Sequence[Any]) -> list[Any]:
     validate = CaseEvent.model_validate
     floor, latest = fast_validate.bounds()
     accept = fast_validate.accept
+    enabled = fast_validate.ENABLED
     out = list(items)
     slow: list[int] = []
     for i, item in enumerate(items):
-        if item.__class__ is dict:
+        if item.__class__ is not dict:
+            continue
+        event = None
+        if enabled:
             try:
                 event = accept(item, floor, latest)
             except Exception:  # a bug of the fast path: pydantic decides, as without it
                 event = None
-            if event is None:
-                slow.append(i)
-            else:
-                out[i] = event
+        if event is None:
+            slow.append(i)
+        else:
+            out[i] = event
     if slow:
         for i, value in zip(slow, _validate_all([out[i] for i in slow]), strict=True):
             out[i] = value

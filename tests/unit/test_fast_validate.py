@@ -280,3 +280,27 @@ def test_a_fault_in_the_fast_path_leaves_the_decision_to_pydantic(
     expected = [validate_avro_case_event(deepcopy(r)) for r in (RECORD, bad)]
     monkeypatch.setattr(decode.fast_validate, "accept", broken)
     assert validate_avro_case_events([RECORD, bad]) == expected
+
+
+def test_the_fast_path_was_reviewed_against_the_current_contract() -> None:
+    """An edit of hub.contracts.events turns the fast path off until it is reviewed."""
+    current = fast_validate.contract_digest()
+    assert current == fast_validate.REVIEWED_CONTRACT, (
+        "hub/contracts/events.py changed: bring hub/contracts/fast_validate.py in line with it "
+        f"(fields, bounds, validators), then set REVIEWED_CONTRACT = {current!r}"
+    )
+    assert fast_validate.ENABLED
+
+
+def test_with_the_fast_path_off_every_record_goes_to_pydantic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def never(*_: Any) -> CaseEvent | None:
+        raise AssertionError("the fast path ran while off")
+
+    bad = deepcopy(RECORD)
+    bad["address"]["postcode"] = "SS12"
+    expected = [validate_avro_case_event(deepcopy(r)) for r in (RECORD, bad)]
+    monkeypatch.setattr(decode.fast_validate, "ENABLED", False)
+    monkeypatch.setattr(decode.fast_validate, "accept", never)
+    assert validate_avro_case_events([deepcopy(RECORD), bad]) == expected
