@@ -99,9 +99,11 @@ _ROLES = {s.value: s for s in ContactRole}
 
 M = TypeVar("M", bound=BaseModel)
 
-_ADDRESS_KEYS = Address.model_fields.keys()
-_CONTACT_KEYS = Contact.model_fields.keys()
-_EVENT_KEYS = CaseEvent.model_fields.keys()
+# the fields in the models' order, which is the schema's and the Avro reader's: a dict in any
+# other order would give the model another __dict__ order than pydantic's
+_ADDRESS_KEYS = tuple(Address.model_fields)
+_CONTACT_KEYS = tuple(Contact.model_fields)
+_EVENT_KEYS = tuple(CaseEvent.model_fields)
 # BaseModel's own slot setters: what model_construct does with object.__setattr__, at half the cost
 _SET_DICT = BaseModel.__dict__["__dict__"].__set__
 _SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
@@ -130,7 +132,7 @@ def _build(model: type[M], values: dict[str, Any]) -> M:
 
 def _address(raw: Any) -> Address | None:
     # exactly the model's fields, in the reader's (schema) order, like pydantic's __dict__
-    if raw.__class__ is not dict or raw.keys() != _ADDRESS_KEYS:
+    if raw.__class__ is not dict or tuple(raw) != _ADDRESS_KEYS:
         return None
     nid = raw["nummeraanduiding_id"]
     pand = raw["pand_id"]
@@ -166,7 +168,7 @@ def _address(raw: Any) -> Address | None:
 
 
 def _contact(raw: Any) -> Contact | None:
-    if raw.__class__ is not dict or raw.keys() != _CONTACT_KEYS:
+    if raw.__class__ is not dict or tuple(raw) != _CONTACT_KEYS:
         return None
     name, phone, email = raw["name"], raw["phone"], raw["email"]
     if name is not None and not _text(name, MAX_CONTACT_NAME):
@@ -221,7 +223,7 @@ def accept(record: Any, floor: datetime, latest: float) -> CaseEvent | None:
     ``floor`` and ``latest`` (epoch seconds) bound ``occurred_at`` (see :func:`bounds`). The
     record is not changed: the models get copies of its dicts (pydantic's are new dicts too).
     """
-    if record.__class__ is not dict or record.keys() != _EVENT_KEYS:
+    if record.__class__ is not dict or tuple(record) != _EVENT_KEYS:
         return None
     source, case_type, status = record["source"], record["case_type"], record["status"]
     if source.__class__ is not str or case_type.__class__ is not str or status.__class__ is not str:
@@ -254,7 +256,7 @@ def accept(record: Any, floor: datetime, latest: float) -> CaseEvent | None:
     if end is not None and (end.__class__ is not date or (start is not None and end < start)):
         return None
     contact = record["contact"]
-    if contact is not None and (contact.__class__ is not dict or contact.keys() != _CONTACT_KEYS):
+    if contact is not None and (contact.__class__ is not dict or tuple(contact) != _CONTACT_KEYS):
         return None
     attributes = _attributes(record["attributes"])
     if attributes is None:
