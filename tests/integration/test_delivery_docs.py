@@ -33,20 +33,26 @@ def test_documented_consumer_handles_each_version_once(broker: str, tmp_path: Pa
         v1, v2, v3 = (signal_record("fpdoc", v) for v in (1, 2, 3))
         other = signal_record("fpother", 1, kind="PLAN_OVERLAP")
         publish_signals(hub, [v1, v2, v2, v1, other, v3])  # v2 repeated, v1 stale
-        result = subprocess.run(
-            [sys.executable, str(script)],
-            env={
-                **os.environ,
-                "BROKER": broker,
-                "TOPIC_PREFIX": hub.settings.topic_prefix,
-                "GROUP_ID": f"doc-example-{hub.token}",
-                "STOP_AFTER": "4",
-            },
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        env = {
+            **os.environ,
+            "BROKER": broker,
+            "TOPIC_PREFIX": hub.settings.topic_prefix,
+            "GROUP_ID": f"doc-example-{hub.token}",
+            "STOP_AFTER": "4",
+        }
+        try:
+            result = subprocess.run(
+                [sys.executable, str(script)],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        except subprocess.TimeoutExpired as hung:
+            raise AssertionError(
+                f"the example did not exit in 120 s; stdout {hung.stdout!r}, stderr {hung.stderr!r}"
+            ) from None
         assert result.returncode == 0, result.stderr
         lines = [orjson.loads(line) for line in result.stdout.splitlines()]
         assert [(x["fingerprint"], x["version"]) for x in lines] == [
