@@ -52,8 +52,11 @@ changes = st.tuples(
 )
 
 
-def _mutated(edits: list[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
-    record = deepcopy(RECORD)
+def _mutated(
+    edits: list[tuple[tuple[str, ...], Any]], base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``base`` (the sample record) with each path set to its value, or dropped for ``...``."""
+    record = deepcopy(RECORD if base is None else base)
     for path, value in edits:
         target = record
         for part in path[:-1]:
