@@ -83,14 +83,35 @@ class BatchedTableWriter:
         return data._db_for_partition(partition)
 
     def get_many(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
-        """Values as of the last step: its pending state first, RocksDB for the rest."""
+        """Values as of the last step: its staged, then its pending state, RocksDB for the rest.
+
+        RocksDB is asked only for the keys neither layer holds. At 1,000 events/s most reads
+        are of keys the last steps wrote (the next-input offset of every partition, read twice
+        a step by the gap check, and the busy addresses): reading them all from RocksDB made
+        ~1,200 calls a second there, ~24 µs of CPU and ~80 µs of wall time each (waiting for
+        the GIL or a core meanwhile), about a tenth of the event loop's time (issue 17,
+        measured in the bench's latency phase).
+        """
         if not keys:
             return []
-        values: list[bytes | None] = self.db(partition)[keys]
-        for layer in (self._pending, self._staged):
-            overlay = layer.get(partition)
-            if overlay:
-                values = [overlay.get(k, v) for k, v in zip(keys, values, strict=True)]
+        staged = self._staged.get(partition)
+        pending = self._pending.get(partition)
+        if not staged and not pending:
+            stored: list[bytes | None] = self.db(partition)[keys]
+            return stored
+        values: list[bytes | None] = [None] * len(keys)
+        unknown: list[int] = []
+        for i, key in enumerate(keys):
+            if staged and key in staged:
+                values[i] = staged[key]
+            elif pending and key in pending:
+                values[i] = pending[key]
+            else:
+                unknown.append(i)
+        if unknown:
+            read = self.db(partition)[[keys[i] for i in unknown]]
+            for i, value in zip(unknown, read, strict=True):
+                values[i] = value
         return values
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any) -> None:

@@ -7,8 +7,11 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.health import Readiness
+from hub.pipeline.gaps import NEXT_INPUT_KEY
 from hub.pipeline.retry import FaultHook, InjectedFault, StepRetry
 from hub.pipeline.state import BatchedTableWriter, DeliveryFailed
 from hub.pipeline.stuck import StuckProducerGuard
@@ -389,3 +392,37 @@ def test_a_stuck_producer_is_replaced_and_the_batch_attempt_fails() -> None:
 
     asyncio.run(run())
     assert ("rocksdb", None) in stuck.log  # the table's log (the fake table shares it)
+
+
+_KEYS = st.sampled_from([b"a", b"b", b"c", b"d", NEXT_INPUT_KEY])
+_LAYER = st.dictionaries(_KEYS, st.binary(max_size=3), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(db=_LAYER, pending=_LAYER, staged=_LAYER, keys=st.lists(_KEYS, max_size=6))
+def test_a_read_takes_the_staged_then_the_pending_state_and_rocksdb_only_for_the_rest(
+    db: dict[bytes, bytes],
+    pending: dict[bytes, bytes],
+    staged: dict[bytes, bytes],
+    keys: list[bytes],
+) -> None:
+    writer = _writer(_FakeProducer())
+    asked: list[bytes] = []
+    rocksdb = writer.db(0)
+    rocksdb.values = db
+    rocksdb.__class__ = type("_CountingDb", (_Db,), {"__getitem__": _counting(asked)})
+    writer._staged, writer._pending = (
+        {0: staged},
+        {0: pending},
+    )  # the two layers, as a step leaves them
+    expected = [staged.get(k, pending.get(k, db.get(k))) for k in keys]
+    assert writer.get_many(0, keys) == expected
+    assert asked == [k for k in keys if k not in staged and k not in pending]
+
+
+def _counting(asked: list[bytes]) -> Any:
+    def getitem(self: _Db, keys: list[bytes]) -> list[bytes | None]:
+        asked.extend(keys)
+        return [self.values.get(k) for k in keys]
+
+    return getitem
