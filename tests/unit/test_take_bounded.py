@@ -15,33 +15,53 @@ from hub.pipeline.take import take_bounded
 _apps = itertools.count()
 
 
-def _run(values: list[bytes], max_messages: int, max_bytes: int) -> list[dict]:
-    """Feed ``values`` to an agent that takes with the given bounds; what each batch saw."""
+def _run(
+    values: list[bytes],
+    max_messages: int,
+    max_bytes: int,
+    within: float = 0.05,
+    pauses: dict[int, float] | None = None,
+) -> list[dict]:
+    """Feed ``values`` to an agent that takes with the given bounds; what each batch saw.
+
+    ``pauses``: seconds to wait before putting the value at that index (after the earlier
+    values have come out of the take)."""
     app = faust.App(f"t-take-{next(_apps)}", store="memory://")
     topic = app.topic("in", value_serializer="raw")
     batches: list[dict] = []
     seen_before: list[faust.types.EventT] = []
+    put_at: list[float] = []
 
     @app.agent(topic)
     async def agent(stream: faust.StreamT) -> None:
-        async for batch in take_bounded(stream, max_messages, max_bytes, 0.05):
+        async for batch in take_bounded(stream, max_messages, max_bytes, within):
+            now = asyncio.get_running_loop().time()
             batches.append(
                 {
                     "sizes": [len(e.value) for e in batch],
                     "acked_in_body": [e.message.acked for e in batch],
                     "earlier_acked": all(e.message.acked for e in seen_before),
+                    "at": now,
+                    "waited": now - put_at[len(seen_before)],
                 }
             )
             seen_before.extend(batch)
 
+    async def out(n: int) -> None:
+        for _ in range(int(10 / 0.01)):
+            if sum(len(b["sizes"]) for b in batches) >= n:
+                return
+            await asyncio.sleep(0.01)
+
     async def go() -> None:
         async with agent.test_context() as ctx:
-            for value in values:
+            for i, value in enumerate(values):
+                if pauses and i in pauses:
+                    await out(i)
+                    await asyncio.sleep(pauses[i])
+                put_at.append(asyncio.get_running_loop().time())
                 await ctx.put(value)
-            for _ in range(200):
-                if sum(len(b["sizes"]) for b in batches) >= len(values):
-                    break
-                await asyncio.sleep(0.01)
+            await out(len(values))
 
     asyncio.run(go())
     return batches
@@ -57,9 +77,18 @@ def test_a_batch_ends_at_the_message_bound_when_values_are_small() -> None:
     assert [len(b["sizes"]) for b in batches] == [2, 2, 1]
 
 
-def test_fewer_values_than_either_bound_come_out_after_the_window() -> None:
-    batches = _run([b"a", b"bb"], max_messages=100, max_bytes=1_000_000)
-    assert [b["sizes"] for b in batches] == [[1, 2]]
+def test_a_message_after_an_idle_spell_is_handed_over_at_once() -> None:
+    """The window paces steps; it never delays the first message after the pipeline idled."""
+    batches = _run([b"a", b"bb"], 100, 1_000_000, within=2.0, pauses={1: 2.5})
+    assert [b["sizes"] for b in batches] == [[1], [2]]
+    assert all(b["waited"] < 1.0 for b in batches)  # far less than the 2 s window
+
+
+def test_messages_during_a_window_come_out_together_when_it_ends() -> None:
+    """After a step, what arrives within ``within`` of its start waits for one next step."""
+    batches = _run([b"a", b"bb", b"ccc"], 100, 1_000_000, within=1.0, pauses={1: 0.0})
+    assert [b["sizes"] for b in batches] == [[1], [2, 3]]
+    assert batches[1]["at"] - batches[0]["at"] >= 0.9  # not before the window ended
 
 
 def test_events_are_acked_only_after_the_body_returned_for_them() -> None:
