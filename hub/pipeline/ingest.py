@@ -224,6 +224,13 @@ INGEST_SESSION = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000}
 #: IngestStage._recommit_idle).
 RECOMMIT_IDLE_S = 2.0
 
+#: A persisted batch's offsets are committed at most this often (see IngestStage._commit): a
+#: commit per cycle was ~34 OFFSET_COMMIT requests a second at 1,000 events/s (issue 17's broker
+#: request log), each a write to __consumer_offsets. What is held back meanwhile is persisted
+#: already; a crash reads it again (exact repeats, which the engine drops), a rebalance or a
+#: stop commits it first (IngestStage._on_revoke).
+COMMIT_EVERY_S = 0.25
+
 #: commit errors that mean "these partitions are no longer yours" (see IngestStage._commit)
 _REBALANCED = {
     KafkaError._ASSIGNMENT_LOST,
@@ -300,6 +307,9 @@ class IngestStage:
         self._seen_register = -1  # highest address-register offset applied
         self._commit_error: KafkaException | None = None  # from _on_commit, raised in the loop
         self._recommit_due: float | None = None  # clock() of the next idle re-commit
+        # persisted batches' offset ends not yet committed (see _commit), and when we last did
+        self._held: dict[tuple[str, int], int] = {}
+        self._committed_at = -float("inf")
         self.batch_max_bytes = batch_max_bytes
         # occurred_at plausibility from these settings and this clock (process-wide: validation
         # runs inside pydantic, see hub.contracts.events.set_occurred_at_bounds)
@@ -328,7 +338,9 @@ class IngestStage:
                     **INGEST_SESSION,
                 )
             )
-            consumer.subscribe(self.topics.inbound(self.settings.shared_inbound))
+            consumer.subscribe(
+                self.topics.inbound(self.settings.shared_inbound), on_revoke=self._on_revoke
+            )
             self.ready.set()
             last_lag = 0.0
             try:
@@ -349,12 +361,14 @@ class IngestStage:
                     if messages:
                         self._commit(consumer, messages)
                     else:
+                        self._commit_held(consumer)
                         self._recommit_idle(consumer)
                     if trace.TIMINGS and messages:
                         trace_cycle(messages, spans)
                     self._flush_metrics()
-                # asked to stop: releases read from the register since the last batch go out
-                # (no further commit: an uncommitted batch is read again by the next owner)
+                # asked to stop: releases read from the register since the last batch go out;
+                # close() revokes the partitions, which commits the persisted batches held back
+                # (an unpersisted batch is never committed: the next owner reads it again)
                 self.persist()
                 self._flush_metrics()
             finally:
@@ -474,12 +488,14 @@ class IngestStage:
         )
 
     def _commit(self, consumer: Consumer, messages: list[Message]) -> None:
-        """Commit the batch's own offsets without waiting for the broker's answer.
+        """Commit the persisted batch's own offsets, at most every :data:`COMMIT_EVERY_S`.
 
         The batch's outputs are durable already (``persist`` flushed them), so a commit that
-        fails or is lost only means the batch is read again (exact repeats, which the engine
-        drops); a synchronous commit put one broker round trip on every batch, in front of
-        every later event. The answer arrives in :meth:`_on_commit` during a later poll.
+        fails, is lost or is held back only means the batch is read again (exact repeats, which
+        the engine drops). Held-back ends are committed with a later batch's, by an idle cycle
+        (:meth:`_commit_held`) or before the partitions go (:meth:`_on_revoke`). Commits are
+        asynchronous: a synchronous one put a broker round trip in front of every later event;
+        the answer arrives in :meth:`_on_commit` during a later poll.
 
         The offsets are explicit, from the batch. ``commit()`` without them commits the stored
         offsets as librdkafka's own thread finds them when it gets to the request, and by then
@@ -488,17 +504,41 @@ class IngestStage:
         2,077 events in one run; tests/integration/test_ingest_commit.py).
         """
         self._raise_commit_error()
-        ends: dict[tuple[str, int], int] = {}
+        held = self._held
         for msg in messages:
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             if msg.error() is not None or topic is None or partition is None or offset is None:
                 continue
-            if offset + 1 > ends.get((topic, partition), -1):
-                ends[(topic, partition)] = offset + 1
-        if ends:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in ends.items()]
-            consumer.commit(offsets=offsets, asynchronous=True)
+            if offset + 1 > held.get((topic, partition), -1):
+                held[(topic, partition)] = offset + 1
+        self._commit_held(consumer)
         self._recommit_due = self.clock() + RECOMMIT_IDLE_S
+
+    def _commit_held(self, consumer: Consumer) -> None:
+        """Send the held-back ends once :data:`COMMIT_EVERY_S` has passed since the last commit."""
+        if not self._held or self.clock() - self._committed_at < COMMIT_EVERY_S:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._held.items()]
+        self._held = {}
+        self._committed_at = self.clock()
+        consumer.commit(offsets=offsets, asynchronous=True)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """librdkafka's revoke callback (a rebalance, or ``close()``): commit what was held back.
+
+        Everything held is persisted (``_commit`` runs after ``persist``), so its new owner can
+        start after it. Synchronous, so the commit is made before the partitions go; if it
+        fails, the owner reads those batches again (exact repeats).
+        """
+        going = {(tp.topic, tp.partition) for tp in partitions}
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._held.items() if (t, p) in going]
+        self._held = {tp: o for tp, o in self._held.items() if tp not in going}
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            log.warning("ingest: commit before a rebalance failed (%s); batches read again", error)
 
     def _recommit_idle(self, consumer: Consumer) -> None:
         """Once idle, commit the positions of the owned partitions again, explicitly.

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
 from hub.contracts.events import set_occurred_at_bounds
-from hub.pipeline.ingest import RECOMMIT_IDLE_S, IngestStage, ReleaseCheckpoint
+from hub.pipeline.ingest import COMMIT_EVERY_S, RECOMMIT_IDLE_S, IngestStage, ReleaseCheckpoint
 from hub.settings import Settings
 
 
@@ -176,6 +176,85 @@ def test_a_commit_refused_in_a_rebalance_is_made_again_once_idle(tmp_path: Path)
     assert consumer.commits == [{3: 40}, {3: 40}]
 
 
+class Msg:
+    """What ``_commit`` reads of a consumed message."""
+
+    def __init__(self, partition: int, offset: int, topic: str = "in") -> None:
+        self._at = (topic, partition, offset)
+
+    def topic(self) -> str:
+        return self._at[0]
+
+    def partition(self) -> int:
+        return self._at[1]
+
+    def offset(self) -> int:
+        return self._at[2]
+
+    def error(self) -> None:
+        return None
+
+
+def test_batches_within_the_commit_interval_are_committed_together_with_their_latest_ends(
+    tmp_path: Path,
+) -> None:
+    """At 1,000 events/s a commit per 20 ms cycle was most of the broker's OFFSET_COMMITs."""
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = CommittingConsumer({})
+    stage._commit(consumer, [Msg(0, 10), Msg(0, 11)])  # type: ignore[arg-type]  # the first: at once
+    clock.now += COMMIT_EVERY_S * 0.4
+    stage._commit(consumer, [Msg(0, 12), Msg(1, 7)])  # type: ignore[arg-type]
+    clock.now += COMMIT_EVERY_S * 0.4
+    stage._commit(consumer, [Msg(1, 5), Msg(2, 0)])  # type: ignore[arg-type]  # 5 < 7: keeps 8
+    assert consumer.commits == [{0: 12}]
+    clock.now += COMMIT_EVERY_S * 0.4
+    stage._commit(consumer, [Msg(2, 1)])  # type: ignore[arg-type]
+    assert consumer.commits == [{0: 12}, {0: 13, 1: 8, 2: 2}]
+
+
+def test_an_idle_stage_commits_what_it_held_back_once_the_interval_has_passed(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = CommittingConsumer({})
+    stage._commit(consumer, [Msg(0, 1)])  # type: ignore[arg-type]
+    stage._commit(consumer, [Msg(0, 2)])  # type: ignore[arg-type]  # held back
+    stage._commit_held(consumer)  # type: ignore[arg-type]  # idle, too soon
+    assert consumer.commits == [{0: 2}]
+    clock.now += COMMIT_EVERY_S
+    stage._commit_held(consumer)  # type: ignore[arg-type]
+    stage._commit_held(consumer)  # type: ignore[arg-type]  # nothing left to send
+    assert consumer.commits == [{0: 2}, {0: 3}]
+
+
+class RevokedConsumer(CommittingConsumer):
+    def commit(
+        self, offsets: list[TopicPartition] | None = None, asynchronous: bool = True
+    ) -> None:
+        assert not asynchronous  # made before the partitions go
+        super().commit(offsets, asynchronous)
+
+
+def test_revoked_partitions_commit_what_was_held_back_for_them_before_they_go(
+    tmp_path: Path,
+) -> None:
+    """A rebalance or a stop would otherwise hand persisted batches to be read again."""
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    stage._commit(CommittingConsumer({}), [Msg(0, 1)])  # type: ignore[arg-type]
+    stage._commit(CommittingConsumer({}), [Msg(0, 4), Msg(1, 9), Msg(2, 3)])  # type: ignore[arg-type]
+    consumer = RevokedConsumer({})
+    stage._on_revoke(consumer, [TopicPartition("in", 0), TopicPartition("in", 2)])  # type: ignore[arg-type]
+    assert consumer.commits == [{0: 5, 2: 4}]
+    stage._on_revoke(consumer, [TopicPartition("in", 0)])  # type: ignore[arg-type]  # sent already
+    assert len(consumer.commits) == 1
+    clock.now += COMMIT_EVERY_S
+    stage._commit_held(consumer := CommittingConsumer({}))  # type: ignore[arg-type]
+    assert consumer.commits == [{1: 10}]  # the partition it kept
+
+
 class _Stop(Exception):
     pass
 
@@ -195,7 +274,7 @@ def test_both_ingest_consumers_let_a_fetch_wait_for_data_but_never_beyond_a_cycl
         def __init__(self, config: dict[str, Any]) -> None:
             configs.append(config)
 
-        def subscribe(self, topics: list[str]) -> None:
+        def subscribe(self, topics: list[str], **callbacks: Any) -> None:
             raise _Stop  # both consumers exist by now
 
         def close(self) -> None:
