@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from hub.contracts.events import set_occurred_at_bounds
 from hub.pipeline.batches import decode_batch
-from hub.pipeline.ingest import IngestStage, ReleaseCheckpoint
+from hub.pipeline.ingest import COMMIT_EVERY_S, IngestStage, ReleaseCheckpoint
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -395,10 +395,13 @@ def test_a_commit_refused_after_a_rebalance_leaves_the_batch_to_its_new_owner(
     tmp_path: Path,
 ) -> None:
     stage = _start(Broker(), tmp_path).stage
+    now = [1_750_000_000.0]
+    stage.clock = lambda: now[0]
     consumer = _RecordingConsumer()
     for code in (KafkaError._ASSIGNMENT_LOST, KafkaError.ILLEGAL_GENERATION, KafkaError._NO_OFFSET):
         stage._on_commit(KafkaError(code), [])  # the answer to an earlier batch's commit
         stage._commit(consumer, _BATCH)  # type: ignore[arg-type]  # no exit: not an error
+        now[0] += COMMIT_EVERY_S  # the next batch's commit is due
     stage._on_commit(KafkaError(KafkaError._TRANSPORT), [])
     with pytest.raises(KafkaException):  # anything else still ends the child (restarted)
         stage._commit(consumer, _BATCH)  # type: ignore[arg-type]
