@@ -331,7 +331,7 @@ def test_state_that_cannot_be_settled_can_be_forgotten() -> None:
     assert writer.get_many(0, [b"k", b"j"]) == [None, None]  # RocksDB's: re-derived by gaps
 
 
-class _Clock:
+class _Now:
     def __init__(self) -> None:
         self.now = 0.0
 
@@ -346,7 +346,7 @@ def _changelog(producer: _FakeProducer) -> list[tuple[Any, Any, int | None]]:
 def test_steps_within_the_changelog_interval_produce_their_changelog_together() -> None:
     """One produce per partition for several steps (issue 17: broker requests), newest values."""
     producer = _FakeProducer()
-    clock = _Clock()
+    clock = _Now()
     writer = _writer(producer, changelog_every_s=1.0, clock=clock)
 
     async def run() -> None:
@@ -385,7 +385,7 @@ def test_steps_within_the_changelog_interval_produce_their_changelog_together() 
 
 def test_settling_produces_the_held_back_changelog_and_writes_everything_to_rocksdb() -> None:
     producer = _FakeProducer()
-    clock = _Clock()
+    clock = _Now()
     writer = _writer(producer, changelog_every_s=60.0, clock=clock)
 
     async def run() -> None:
@@ -410,7 +410,7 @@ def test_settling_produces_the_held_back_changelog_and_writes_everything_to_rock
 
 def test_held_back_state_that_cannot_be_settled_can_be_forgotten() -> None:
     producer = _FakeProducer()
-    writer = _writer(producer, changelog_every_s=60.0, clock=_Clock())
+    writer = _writer(producer, changelog_every_s=60.0, clock=_Now())
 
     async def run() -> None:
         await writer.persist({0: {b"k": b"pending"}})
@@ -434,6 +434,14 @@ def test_flush_waits_for_the_broker_however_long_and_says_so() -> None:
     assert stalls[0] is not None and "waiting for the broker" in stalls[0]
     assert stalls[-1] is None
     assert producer.log.count(("flush", None)) == 4
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_guard_never_calls_a_producer_stuck_while_the_broker_is_away() -> None:
