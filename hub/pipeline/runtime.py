@@ -63,13 +63,6 @@ SETTLE_EVERY_S = 0.5
 #: How long a rebalance waits for the last step's changelog (well within the 10 s session).
 REVOKE_SETTLE_S = 5.0
 
-#: A stage produces its table's changelog at most this often (BatchedTableWriter): the steps in
-#: between go out together, one produce request per partition. At 1,000 events/s a step every
-#: ~15-20 ms made the dossier changelog ~320 of the broker's ~2,400 requests a second (issue 17,
-#: the broker's request log). A crash re-derives at most this much more state from the input
-#: (exact repeats); an idle stage settles on its timer (SETTLE_EVERY_S).
-CHANGELOG_EVERY_S = 0.1
-
 
 @dataclass
 class CorrelateStats:
@@ -124,7 +117,6 @@ class HubRuntime:
             on_stall=self.ops.broker_stall("correlate"),
             guard=StuckProducerGuard(broker_probe(settings)),
             new_producer=self._producer,
-            changelog_every_s=CHANGELOG_EVERY_S,
         )
         self.area_writer = BatchedTableWriter(
             topology.areas,
@@ -132,7 +124,6 @@ class HubRuntime:
             on_stall=self.ops.broker_stall("area"),
             guard=StuckProducerGuard(broker_probe(settings)),
             new_producer=self._producer,
-            changelog_every_s=CHANGELOG_EVERY_S,
         )
         # messages the consumer skipped (committed, never processed) are found and processed
         gap_consumer = plain_consumer(consumer_config(settings, f"{settings.app_id}-gaps"))

@@ -13,17 +13,13 @@ then find nothing changed and emit nothing (lost transitions, version gaps).
 
 One broker round trip per step, and not in the step's way (issue 17): a step produces its
 outputs and returns; its flush runs in the background while the next step takes and processes
-its batch. That flush acknowledges the step's outputs together with the last changelog
-produced; then the state of that changelog goes to RocksDB and this step's changelog is
-produced (acknowledged by the next flush). The next step waits for it (:meth:`ready`) only
-before producing its own outputs, so outputs reach every partition in step order, as before.
-With ``changelog_every_s`` the changelog is produced at most that often: the steps in between
-are *acknowledged* (outputs acknowledged, changelog not yet produced) and go out together, one
-produce request per partition instead of one per partition per step (at 1,000 events/s the
-dossier changelog was ~320 of the broker's ~2,400 requests a second). Until RocksDB has it a
-step's state is *staged* (outputs produced), then *acknowledged*, then *pending* (changelog
-produced): reads (:meth:`get_many`) see it first, newest layer first. An idle stage settles it
-all on a timer, a rebalance before its partitions move. Across a crash at any point:
+its batch. That flush acknowledges the step's outputs together with the previous step's
+changelog; then the previous step's state goes to RocksDB and this step's changelog is produced
+(acknowledged by the next flush). The next step waits for it (:meth:`ready`) only before
+producing its own outputs, so outputs reach every partition in step order, as before. Until
+RocksDB has it a step's state is *staged* (outputs produced) and then *pending* (changelog
+produced): reads (:meth:`get_many`) see it first. An idle stage settles it on a timer, a
+rebalance before its partitions move. Across a crash at any point:
 - old state, outputs maybe on the broker: the batch is read again (Faust had not committed it,
   or it had and the input gap check finds the offsets past the stored next input offset,
   :mod:`hub.pipeline.gaps`), re-derived and re-emitted: exact (fingerprint, version) repeats;
@@ -39,7 +35,6 @@ One writer per agent: producers and offsets are not shared.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -65,8 +60,6 @@ class BatchedTableWriter:
         stall_after_s: float = 5.0,
         guard: StuckProducerGuard | None = None,
         new_producer: Callable[[], Producer] | None = None,
-        changelog_every_s: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.table = table
         self.producer = producer
@@ -79,14 +72,8 @@ class BatchedTableWriter:
         self._offsets: dict[int, int] = {}
         # the last step's state: changelog produced, not yet known acknowledged; not in RocksDB
         self._pending: dict[int, dict[bytes, bytes]] = {}
-        # earlier steps' state: outputs acknowledged, changelog not produced yet (coalesced)
-        self._acked: dict[int, dict[bytes, bytes]] = {}
         # this step's state: outputs produced, not yet acknowledged; changelog not produced
         self._staged: dict[int, dict[bytes, bytes]] = {}
-        self.changelog_every_s = changelog_every_s
-        self.clock = clock
-        self._changelog_at = -float("inf")  # clock() when a changelog was last produced
-        self._settling = False  # settle(): produce the changelog now, whatever the interval
         self._completion: asyncio.Future[None] | None = None  # the last step's, in the background
         self._resend = False
 
@@ -96,7 +83,7 @@ class BatchedTableWriter:
         return data._db_for_partition(partition)
 
     def get_many(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
-        """Values as of the last step: staged, acknowledged, pending state, RocksDB for the rest.
+        """Values as of the last step: its staged, then its pending state, RocksDB for the rest.
 
         RocksDB is asked only for the keys neither layer holds. At 1,000 events/s most reads
         are of keys the last steps wrote (the next-input offset of every partition, read twice
@@ -107,25 +94,18 @@ class BatchedTableWriter:
         """
         if not keys:
             return []
-        layers = [
-            layer
-            for layer in (
-                self._staged.get(partition),
-                self._acked.get(partition),
-                self._pending.get(partition),
-            )
-            if layer
-        ]
-        if not layers:
+        staged = self._staged.get(partition)
+        pending = self._pending.get(partition)
+        if not staged and not pending:
             stored: list[bytes | None] = self.db(partition)[keys]
             return stored
         values: list[bytes | None] = [None] * len(keys)
         unknown: list[int] = []
         for i, key in enumerate(keys):
-            for layer in layers:  # newest first
-                if key in layer:
-                    values[i] = layer[key]
-                    break
+            if staged and key in staged:
+                values[i] = staged[key]
+            elif pending and key in pending:
+                values[i] = pending[key]
             else:
                 unknown.append(i)
         if unknown:
@@ -161,11 +141,10 @@ class BatchedTableWriter:
     ) -> None:
         """Stage this step's state (its outputs are produced) and complete it in the background.
 
-        The completion: one flush acknowledges this step's outputs and the last changelog
-        produced; then that changelog's state goes to RocksDB and this step's changelog is
-        produced, with the acknowledged steps' before it, once ``changelog_every_s`` has passed
-        (acknowledged by the next flush). ``on_acknowledged`` runs once this step's outputs are
-        acknowledged (its metrics). The next step's :meth:`ready` waits for it.
+        The completion: one flush acknowledges this step's outputs and the previous step's
+        changelog; then the previous step's state goes to RocksDB and this step's changelog is
+        produced (acknowledged by the next flush). ``on_acknowledged`` runs once this step's
+        outputs are acknowledged (its metrics). The next step's :meth:`ready` waits for it.
         """
         await self.ready()
         for partition, items in writes.items():
@@ -186,26 +165,17 @@ class BatchedTableWriter:
             on_acknowledged()
         self._write_pending()
         staged, self._staged = self._staged, {}
+        self._produce_changelog(staged)
         for partition, items in staged.items():
-            self._acked.setdefault(partition, {}).update(items)
-        now = self.clock()
-        if self._acked and (self._settling or now - self._changelog_at >= self.changelog_every_s):
-            acked, self._acked = self._acked, {}
-            self._produce_changelog(acked)
-            self._pending = acked  # empty since _write_pending
-            self._changelog_at = now
+            self._pending.setdefault(partition, {}).update(items)
 
     async def settle(self) -> None:
-        """Produce and acknowledge every changelog record, and write its state to RocksDB
-        (idle, rebalance)."""
+        """Acknowledge the pending changelog and write its state to RocksDB (idle, rebalance)."""
         await self.ready()
-        self._settling = True
-        try:
-            while self._pending or self._acked or self._resend:
-                await self.persist({})
-                await self.ready()
-        finally:
-            self._settling = False
+        if not self._pending and not self._resend:
+            return
+        await self.persist({})
+        await self.ready()
 
     def forget_pending(self) -> None:
         """Drop state whose changelog was never acknowledged (it could not be settled).
@@ -218,13 +188,12 @@ class BatchedTableWriter:
             self._completion.cancel()
             self._completion = None
         self._pending.clear()
-        self._acked.clear()
         self._staged.clear()
         self._resend = False
 
     @property
     def pending(self) -> bool:
-        return bool(self._pending or self._acked or self._staged or self._completion is not None)
+        return bool(self._pending or self._staged or self._completion is not None)
 
     def _produce_changelog(self, writes: dict[int, dict[bytes, bytes]]) -> None:
         changelog = self.table.changelog_topic.get_topic_name()

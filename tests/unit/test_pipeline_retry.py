@@ -86,7 +86,6 @@ class _FakeProducer:
 
     def __init__(self, stalls: int = 0, fail: str | None = None) -> None:
         self.log: list[tuple[str, Any]] = []
-        self.records: list[tuple[str, Any, Any, int | None]] = []  # topic, key, value, partition
         self.pending: list[tuple[str, Any, int | None]] = []
         self.stalls = stalls
         self.fail = fail
@@ -94,7 +93,6 @@ class _FakeProducer:
 
     def produce(self, topic: str, key: Any = None, value: Any = None, **kw: Any) -> None:
         self.log.append(("produce", topic))
-        self.records.append((topic, key, value, kw.get("partition")))
         self.pending.append((topic, kw.get("on_delivery"), kw.get("partition")))
 
     def purge(self, **kw: Any) -> None:
@@ -331,100 +329,6 @@ def test_state_that_cannot_be_settled_can_be_forgotten() -> None:
     assert writer.get_many(0, [b"k", b"j"]) == [None, None]  # RocksDB's: re-derived by gaps
 
 
-class _Now:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _changelog(producer: _FakeProducer) -> list[tuple[Any, Any, int | None]]:
-    return [(k, v, p) for t, k, v, p in producer.records if t == "changelog"]
-
-
-def test_steps_within_the_changelog_interval_produce_their_changelog_together() -> None:
-    """One produce per partition for several steps (issue 17: broker requests), newest values."""
-    producer = _FakeProducer()
-    clock = _Now()
-    writer = _writer(producer, changelog_every_s=1.0, clock=clock)
-
-    async def run() -> None:
-        await _step(writer, {0: {b"a": b"a1"}}, "dossiers")
-        await writer.ready()
-        assert _changelog(producer) == [(b"a", b"a1", 0)]  # the first: at once
-        clock.now = 0.4
-        await _step(writer, {0: {b"a": b"a2", b"b": b"b1"}}, "dossiers")
-        await writer.ready()
-        clock.now = 0.8
-        await _step(writer, {1: {b"c": b"c1"}, 0: {b"b": b"b2"}}, "dossiers")
-        await writer.ready()
-        assert len(_changelog(producer)) == 1  # held back: outputs acknowledged, no changelog
-        assert writer.get_many(0, [b"a", b"b"]) == [b"a2", b"b2"]  # read before RocksDB has it
-        assert writer.get_many(1, [b"c"]) == [b"c1"]
-        rocksdb_writes = producer.log.count(("rocksdb", None))
-        clock.now = 1.2
-        await _step(writer, {0: {b"d": b"d1"}}, "dossiers")
-        await writer.ready()
-        assert producer.log.count(("rocksdb", None)) == rocksdb_writes  # changelog not yet acked
-        assert sorted(_changelog(producer)[1:]) == [
-            (b"a", b"a2", 0),
-            (b"b", b"b2", 0),
-            (b"c", b"c1", 1),
-            (b"d", b"d1", 0),
-        ]
-        await writer.settle()
-        assert not writer.pending
-
-    asyncio.run(run())
-    log = producer.log
-    last_changelog = max(i for i, entry in enumerate(log) if entry == ("produce", "changelog"))
-    assert ("flush", None) in log[last_changelog:]  # acknowledged ...
-    assert log[-1] == ("rocksdb", None)  # ... before its state reached RocksDB
-
-
-def test_settling_produces_the_held_back_changelog_and_writes_everything_to_rocksdb() -> None:
-    producer = _FakeProducer()
-    clock = _Now()
-    writer = _writer(producer, changelog_every_s=60.0, clock=clock)
-
-    async def run() -> None:
-        await _step(writer, {0: {b"a": b"a1"}}, "dossiers")
-        await _step(writer, {0: {b"b": b"b1"}}, "dossiers")
-        await writer.ready()
-        assert _changelog(producer) == [(b"a", b"a1", 0)]
-        assert writer.pending
-        producer.log.clear()
-        await writer.settle()
-
-    asyncio.run(run())
-    assert _changelog(producer)[1:] == [(b"b", b"b1", 0)]
-    assert producer.log == [
-        ("flush", None),
-        ("produce", "changelog"),  # b, without waiting for the interval
-        ("flush", None),
-        ("rocksdb", None),
-    ]
-    assert not writer.pending
-
-
-def test_held_back_state_that_cannot_be_settled_can_be_forgotten() -> None:
-    producer = _FakeProducer()
-    writer = _writer(producer, changelog_every_s=60.0, clock=_Now())
-
-    async def run() -> None:
-        await writer.persist({0: {b"k": b"pending"}})
-        await writer.ready()
-        await writer.persist({0: {b"j": b"held"}})
-        await writer.ready()
-        await writer.persist({0: {b"i": b"staged"}})
-        writer.forget_pending()
-
-    asyncio.run(run())
-    assert not writer.pending
-    assert writer.get_many(0, [b"k", b"j", b"i"]) == [None, None, None]  # re-derived by gaps
-
-
 def test_flush_waits_for_the_broker_however_long_and_says_so() -> None:
     producer = _FakeProducer(stalls=3)
     stalls: list[str | None] = []
@@ -495,11 +399,10 @@ _LAYER = st.dictionaries(_KEYS, st.binary(max_size=3), max_size=4)
 
 
 @settings(max_examples=300, deadline=None)
-@given(db=_LAYER, pending=_LAYER, acked=_LAYER, staged=_LAYER, keys=st.lists(_KEYS, max_size=6))
-def test_a_read_takes_the_newest_layer_holding_a_key_and_rocksdb_only_for_the_rest(
+@given(db=_LAYER, pending=_LAYER, staged=_LAYER, keys=st.lists(_KEYS, max_size=6))
+def test_a_read_takes_the_staged_then_the_pending_state_and_rocksdb_only_for_the_rest(
     db: dict[bytes, bytes],
     pending: dict[bytes, bytes],
-    acked: dict[bytes, bytes],
     staged: dict[bytes, bytes],
     keys: list[bytes],
 ) -> None:
@@ -508,14 +411,13 @@ def test_a_read_takes_the_newest_layer_holding_a_key_and_rocksdb_only_for_the_re
     rocksdb = writer.db(0)
     rocksdb.values = db
     rocksdb.__class__ = type("_CountingDb", (_Db,), {"__getitem__": _counting(asked)})
-    writer._staged, writer._acked, writer._pending = (
+    writer._staged, writer._pending = (
         {0: staged},
-        {0: acked},
         {0: pending},
-    )  # the layers, as steps leave them
-    expected = [staged.get(k, acked.get(k, pending.get(k, db.get(k)))) for k in keys]
+    )  # the two layers, as a step leaves them
+    expected = [staged.get(k, pending.get(k, db.get(k))) for k in keys]
     assert writer.get_many(0, keys) == expected
-    assert asked == [k for k in keys if k not in staged and k not in acked and k not in pending]
+    assert asked == [k for k in keys if k not in staged and k not in pending]
 
 
 def _counting(asked: list[bytes]) -> Any:
