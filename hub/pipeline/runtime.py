@@ -138,6 +138,7 @@ class HubRuntime:
         self.app.timer(TAIL_GAP_EVERY_S)(self.sweep_tail_gaps)
         self.app.timer(SETTLE_EVERY_S)(self.settle_idle)
         self.app.on_partitions_revoked.connect(self._settle_on_revoke)
+        self.app.on_streams_drained.append(self.settle_all)
         self.app.service(self._ingest_service())
 
     def start_ingest(self) -> None:
@@ -211,7 +212,7 @@ class HubRuntime:
         then failed has its staged state dropped, and this sweep or the next batch re-derives it.)
         """
         tables: Any = self.app.tables  # faust's TableManager (its stubs lack .recovery)
-        if self.app.rebalancing or not tables.recovery.completed.is_set():
+        if self.app.should_stop or self.app.rebalancing or not tables.recovery.completed.is_set():
             return
         stages = {
             self.topics.normalised: ("correlate", self.correlate_gaps, self.dossier_writer),
@@ -231,7 +232,8 @@ class HubRuntime:
             stage, gaps, writer = stages[topic]
             async with self._locks[stage]:
                 if (
-                    self.app.rebalancing
+                    self.app.should_stop
+                    or self.app.rebalancing
                     or not tables.recovery.completed.is_set()
                     or (topic, partition) not in self._actives()
                 ):
@@ -259,7 +261,13 @@ class HubRuntime:
         return [("correlate", self.dossier_writer), ("area", self.area_writer)]
 
     async def settle_idle(self) -> None:
-        """A stage that took no step since its last one settles it (a Faust timer)."""
+        """A stage that took no step since its last one settles it (a Faust timer).
+
+        Not once the worker stops: :meth:`settle_all` did that before the tables closed, and a
+        write after it would reopen a partition's RocksDB that Faust let go.
+        """
+        if self.app.should_stop:
+            return
         for stage, writer in self._writers():
             lock = self._locks[stage]
             if not writer.pending or lock.locked():
@@ -271,7 +279,11 @@ class HubRuntime:
                     log.warning("%s: could not settle the last step yet: %s", stage, exc)
 
     async def _settle_on_revoke(self, sender: Any, /, *args: Any, **kwargs: Any) -> None:
-        """Before partitions move: every changelog record acknowledged, its state in RocksDB.
+        await self.settle_all()
+
+    async def settle_all(self) -> None:
+        """Before partitions move or the worker stops: every changelog record acknowledged,
+        its state in RocksDB.
 
         A new owner restores from the changelog; a record of ours landing after it started would
         put stale state there. Faust has waited for the agents' current steps already. State

@@ -46,9 +46,33 @@ RAW: dict[str, Any] = {
 }
 
 
+class HubApp(faust.App):
+    """A Faust app that tells the hub when its streams are drained, before the tables close.
+
+    On a graceful stop (SIGTERM: a rolling restart) faust-streaming 0.11's ``_stop_consumer``
+    stops the fetcher, waits until the agents finished the steps they took
+    (``stream_wait_empty``) and then closes the tables; the consumer leaves the group after that.
+    It sends neither the app's ``on_partitions_revoked`` nor anything in between, and aiokafka
+    leaves the group without calling the rebalance listener. The hub's writers complete a step
+    in the background (:mod:`hub.pipeline.state`), so without a word here a stopping worker left
+    its last step's state out of RocksDB and its changelog, for the next owner to re-derive.
+    :attr:`on_streams_drained` callbacks run each time Faust has waited for the streams: on a
+    stop and on a rebalance's revocation (before the ``on_partitions_revoked`` signal).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_streams_drained: list[Callable[[], Awaitable[None]]] = []
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        await super()._consumer_wait_empty(consumer, logger)
+        for callback in self.on_streams_drained:
+            await callback()
+
+
 @dataclass
 class Topology:
-    app: faust.App
+    app: HubApp
     dossiers: Any  # faust Table: address key -> dossier bytes
     areas: Any  # faust Table: 4-digit postcode -> area state bytes
 
@@ -67,9 +91,9 @@ def faust_credentials(settings: Settings) -> Any:
     return None
 
 
-def build_app(settings: Settings) -> faust.App:
+def build_app(settings: Settings) -> HubApp:
     s = settings
-    return faust.App(
+    return HubApp(
         s.app_id,
         broker=f"kafka://{s.broker}",
         broker_credentials=faust_credentials(s),
