@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from hub import metrics
 from hub.contracts.codec import AvroCodec, get_codec
@@ -30,7 +30,8 @@ from hub.engine.config import RulesConfig, load_config
 from hub.engine.lifecycle import Transition
 from hub.health import Readiness
 from hub.pipeline import trace
-from hub.pipeline.clients import consumer_config, producer_config
+from hub.pipeline.aio_producer import AioStepProducer
+from hub.pipeline.clients import consumer_config
 from hub.pipeline.correlate import OutputTopics
 from hub.pipeline.gaps import (
     NEXT_INPUT_KEY,
@@ -156,8 +157,8 @@ class HubRuntime:
         """The Faust tables (dossiers, areas), for the changelog pre-restore."""
         return [self.dossier_writer.table, self.area_writer.table]
 
-    def _producer(self) -> Producer:
-        return Producer(producer_config(self.settings, **{"linger.ms": 2}))
+    def _producer(self) -> AioStepProducer:
+        return AioStepProducer(self.settings)
 
     async def _on_retry(self, exc: BaseException) -> None:
         """Before a retry: a failed delivery may be a deleted output topic, so recreate missing."""
@@ -182,6 +183,8 @@ class HubRuntime:
                 runtime.start_ingest()
 
             async def on_stop(self) -> None:
+                for _stage, writer in runtime._writers():  # settled: nothing left to send
+                    await writer.producer.stop()
                 runtime.group_watch.stop()
                 if runtime.ingest is not None:
                     await asyncio.to_thread(runtime.ingest.stop)

@@ -36,15 +36,34 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import faust
-from confluent_kafka import KafkaError, Message, Producer
 from rocksdict import WriteBatch
 
 from hub import metrics
 from hub.pipeline import trace
-from hub.pipeline.stuck import StuckProducerGuard, purge_stuck
+from hub.pipeline.stuck import StuckProducerGuard
+
+
+class StepProducer(Protocol):
+    """What a writer needs of its producer (:class:`hub.pipeline.aio_producer.AioStepProducer`)."""
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None = ...,
+        value: bytes | None = ...,
+        partition: int | None = ...,
+        headers: list[tuple[str, bytes]] | None = ...,
+        on_delivery: Callable[[Any, Any], None] | None = ...,
+    ) -> None: ...
+
+    async def flush_async(self, timeout: float) -> int: ...
+
+    def purge(self, **kwargs: Any) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class DeliveryFailed(RuntimeError):
@@ -55,11 +74,11 @@ class BatchedTableWriter:
     def __init__(
         self,
         table: faust.Table,
-        producer: Producer,
+        producer: StepProducer,
         on_stall: Callable[[str | None], None] | None = None,
         stall_after_s: float = 5.0,
         guard: StuckProducerGuard | None = None,
-        new_producer: Callable[[], Producer] | None = None,
+        new_producer: Callable[[], StepProducer] | None = None,
     ) -> None:
         self.table = table
         self.producer = producer
@@ -238,7 +257,7 @@ class BatchedTableWriter:
         """
         stalled = False
         while True:
-            remaining = await asyncio.to_thread(self.producer.flush, self.stall_after_s)
+            remaining = await self.producer.flush_async(self.stall_after_s)
             if not remaining:
                 break
             if not stalled and self.on_stall is not None:
@@ -246,7 +265,7 @@ class BatchedTableWriter:
             stalled = True
             guarded = self.guard is not None and self.new_producer is not None
             if guarded and await asyncio.to_thread(self._stuck):
-                await asyncio.to_thread(self._replace_producer, remaining)
+                self._replace_producer(remaining)
                 break
         if self.guard is not None:
             self.guard.reset()
@@ -262,10 +281,11 @@ class BatchedTableWriter:
     def _replace_producer(self, remaining: int) -> None:
         """Purge the stuck producer (its records fail this attempt) and continue with a new one."""
         assert self.new_producer is not None
-        self._errors.append(purge_stuck(self.producer, remaining))
+        self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+        self._errors.append(f"{remaining} record(s) purged from a stuck producer")
         self.producer = self.new_producer()
 
-    def _on_changelog(self, err: KafkaError | None, msg: Message) -> None:
+    def _on_changelog(self, err: Any, msg: Any) -> None:
         if err is not None:
             self._on_delivery(err, msg)
             return
@@ -277,7 +297,7 @@ class BatchedTableWriter:
         ):
             self._offsets[partition] = offset
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
             metrics.record_producer_error(msg.topic() or "unknown", err.name())
             self._errors.append(f"{msg.topic()}: {err.str()}")

@@ -103,6 +103,12 @@ class _FakeProducer:
         self.pending.clear()
         self.stalls = 0
 
+    async def flush_async(self, timeout: float) -> int:
+        return await asyncio.to_thread(self.flush, timeout)  # a slow flush must not block
+
+    async def stop(self) -> None:
+        self.log.append(("stop", None))
+
     def flush(self, timeout: float) -> int:
         self.log.append(("flush", None))
         if self.stalls:
