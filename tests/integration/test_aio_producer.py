@@ -20,11 +20,9 @@ pytestmark = pytest.mark.slow  # and broker: every test in tests/integration
 Report = tuple[Any, str, int, int]  # error, topic, partition, offset
 
 
-def _collect(reports: list[Report], keys: list[bytes] | None = None, key: bytes = b"") -> Any:
+def _collect(reports: list[Report]) -> Any:
     def on_delivery(err: Any, msg: Any) -> None:
         reports.append((err, msg.topic(), msg.partition(), msg.offset()))
-        if keys is not None:
-            keys.append(key)
 
     return on_delivery
 
@@ -43,7 +41,7 @@ def _librdkafka_partitions(settings: Any, topic: str, keys: list[bytes]) -> dict
     return chosen
 
 
-def test_records_land_where_librdkafka_puts_them_with_offsets_in_produce_order(
+def test_records_land_where_librdkafka_puts_them_in_produce_order_one_report_per_batch(
     broker: str, tmp_path: Path
 ) -> None:
     with hub_under_test(broker, tmp_path, partitions=8) as hub:
@@ -51,28 +49,29 @@ def test_records_land_where_librdkafka_puts_them_with_offsets_in_produce_order(
         expected = _librdkafka_partitions(hub.settings, hub.topics.signals, keys)
         _librdkafka_partitions(hub.settings, hub.topics.contact_routing, [b"warm-up"])
         reports: list[Report] = []
-        reported: list[bytes] = []
 
         async def run() -> int:
             step = AioStepProducer(hub.settings)
             try:
                 for key in keys:
-                    on_delivery = _collect(reports, reported, key)
-                    step.produce(hub.topics.dossiers, key, b"v", on_delivery=on_delivery)
+                    step.produce(hub.topics.dossiers, key, b"v", on_delivery=_collect(reports))
                 step.produce(hub.topics.contact_routing, None, b"unkeyed")
                 return await step.flush_async(30)
             finally:
                 await step.stop()
 
         assert asyncio.run(run()) == 0
-        assert [err for err, *_ in reports] == [None] * len(keys)
-        assert {key: p for key, (_e, _t, p, _o) in zip(reported, reports, strict=True)} == expected
-        per_partition: dict[int, list[int]] = {}
-        for _err, _topic, partition, offset in reports:
-            per_partition.setdefault(partition, []).append(offset)
-        for offsets in per_partition.values():  # a fresh topic: 0, 1, 2, ... in produce order
-            assert offsets == list(range(len(offsets)))
-        assert len(hub.read(hub.topics.dossiers)) == len(keys)
+        written = hub.read(hub.topics.dossiers)
+        assert {m.key(): m.partition() for m in written} == expected
+        for partition in set(expected.values()):  # a fresh topic: in produce order from 0
+            in_partition = [m for m in written if m.partition() == partition]
+            assert [m.offset() for m in in_partition] == list(range(len(in_partition)))
+            assert [m.key() for m in in_partition] == [k for k in keys if expected[k] == partition]
+        # acknowledged: one report per partition, the last record's offset
+        assert sorted((p, o) for err, _t, p, o in reports if err is None) == sorted(
+            (p, sum(1 for k in keys if expected[k] == p) - 1) for p in set(expected.values())
+        )
+        assert len(reports) == len(set(expected.values()))
 
 
 def test_a_step_to_every_partition_of_four_topics_is_one_produce_request(
