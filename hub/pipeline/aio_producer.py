@@ -13,11 +13,12 @@ callback, a flush that says how many records are still unacknowledged, ``purge``
 only queues; :meth:`flush_async` sends the queue as one batch per partition and waits. A batch
 that failed reports every record through its callback; one that was acknowledged reports once,
 through its last record's callback with that record's offset (the writers need only the highest
-changelog offset per partition, and per-record reports cost the worker's one Python thread). Records
-keep librdkafka's partitioning (murmur2 of the key, :func:`hub.pipeline.clients.murmur2_partition`),
-acks=all as before; neither compressed nor idempotent (see :meth:`AioStepProducer._started`). A batch the
-broker does not acknowledge within ``request_timeout_ms`` fails (its records' callbacks get the
-error): the writer's step is then retried, as for a failed librdkafka delivery.
+changelog offset per partition, and per-record reports cost the worker's one Python thread).
+Records keep librdkafka's partitioning (murmur2 of the key,
+:func:`hub.pipeline.clients.murmur2_partition`) and acks=all; they are neither compressed nor
+idempotent (see :meth:`AioStepProducer._started`). A batch the broker does not acknowledge
+within ``request_timeout_ms`` fails (its records' callbacks get the error): the writer's step is
+then retried, as for a failed librdkafka delivery.
 """
 
 from __future__ import annotations
