@@ -90,11 +90,8 @@ _Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], DeliveryCal
 class AioStepProducer:
     """Queues a step's records and sends them per broker in one request (see module doc)."""
 
-    def __init__(
-        self, settings: Settings, linger_ms: int = 0, request_timeout_ms: int = REQUEST_TIMEOUT_MS
-    ) -> None:
+    def __init__(self, settings: Settings, request_timeout_ms: int = REQUEST_TIMEOUT_MS) -> None:
         self.settings = settings
-        self.linger_ms = linger_ms
         self.request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._queue: list[tuple[str, int | None, _Record]] = []
@@ -177,7 +174,7 @@ class AioStepProducer:
                 compression_type=None,
                 max_batch_size=MAX_BATCH_BYTES,
                 max_request_size=8_388_608,
-                linger_ms=self.linger_ms,
+                linger_ms=0,  # a step's batches are closed and sent together by flush_async
                 request_timeout_ms=self.request_timeout_ms,
                 **aiokafka_security(self.settings),
             )

@@ -2,9 +2,9 @@
 
 Faust's ``table[key] = value`` sends one changelog message through aiokafka per key, which is the
 hot path's ceiling. :class:`BatchedTableWriter` does the same thing in bulk: the batch's changelog
-records are produced with confluent-kafka to the table's own changelog topic and partition, and
-once they are acknowledged the values and the changelog offset go to the partition's RocksDB in
-one WriteBatch.
+records are produced (:mod:`hub.pipeline.aio_producer`) to the table's own changelog topic and
+partition, and once they are acknowledged the values and the changelog offset go to the
+partition's RocksDB in one WriteBatch.
 
 Order matters across a crash: a step's output records are acknowledged *before* its changelog
 records are produced. Were the changelog ahead of the outputs, a crash between the two would let
@@ -251,8 +251,9 @@ class BatchedTableWriter:
     async def flush(self) -> None:
         """Wait until every queued record is acknowledged or failed, however long that takes.
 
-        While the broker is away librdkafka keeps retrying (up to ``message.timeout.ms``); giving
-        up earlier would leave records queued that a retry of the batch produces a second time.
+        While the broker is away the producer keeps retrying (a batch for up to its request
+        timeout); giving up earlier would leave records queued that a retry of the batch
+        produces a second time.
         A record that failed raises :class:`DeliveryFailed` once the queue is empty.
         """
         stalled = False
