@@ -39,6 +39,8 @@ class LatencyResult:
     inbound_ms: list[float] = field(default_factory=list)
     hub_ms: list[float] = field(default_factory=list)
     outbound_ms: list[float] = field(default_factory=list)
+    split_triggers: list[str] = field(default_factory=list)  # trigger event id per split sample
+    split_kinds: list[str] = field(default_factory=list)  # the record's kind per split sample
     triggers: list[str] = field(default_factory=list)  # trigger event id of each latency sample
     # receive − produce time of the event that made the record possible (bench.enabling)
     enabled_ms: list[float] = field(default_factory=list)
@@ -83,6 +85,41 @@ class LatencyResult:
                     )
                     for q in (50, 99)
                 },
+            },
+            "split_not_parked": self._split_not_parked(),
+        }
+
+    def _split_not_parked(self) -> dict[str, Any] | None:
+        """The legs of the samples whose trigger was never parked, overall and per record kind.
+
+        The ``split`` row mixes in the parked events' waits (seconds, in the hub leg); this one
+        says where the pipeline's own time goes, and which kinds take a longer path (the area
+        signals pass a second agent).
+        """
+        if not self.split_triggers:
+            return None
+        keep = [t not in self.parked_ids for t in self.split_triggers]
+
+        def legs(mask: list[bool]) -> dict[str, float | None]:
+            out: dict[str, float | None] = {}
+            for leg, values in (
+                ("inbound", self.inbound_ms),
+                ("hub", self.hub_ms),
+                ("outbound", self.outbound_ms),
+            ):
+                kept = [v for v, k in zip(values, mask, strict=True) if k]
+                for q in (50, 99):
+                    v = percentile(kept, q)
+                    out[f"{leg}_p{q}_ms"] = round(v, 1) if v is not None else None
+            return out
+
+        kinds = sorted(set(self.split_kinds))
+        return {
+            "samples": sum(keep),
+            **legs(keep),
+            "by_kind": {
+                kind: legs([k and sk == kind for k, sk in zip(keep, self.split_kinds, strict=True)])
+                for kind in kinds
             },
         }
 
@@ -208,6 +245,8 @@ class _Collector(threading.Thread):
         self.inbound_ms: list[float] = []  # produce → the hub's ingest stage read it
         self.hub_ms: list[float] = []  # ingest → correlated (emitted_at)
         self.outbound_ms: list[float] = []  # emitted_at → received from the output topic
+        self.split_triggers: list[str] = []
+        self.split_kinds: list[str] = []
         self.triggers: list[str] = []
         self.error: BaseException | None = None
 
@@ -274,6 +313,8 @@ class _Collector(threading.Thread):
                             self.inbound_ms.append((ingested_s - produced) * 1000.0)
                             self.hub_ms.append((emitted_s - ingested_s) * 1000.0)
                             self.outbound_ms.append((received - emitted_s) * 1000.0)
+                            self.split_triggers.append(trigger)
+                            self.split_kinds.append(str(record.get("kind")))
         finally:
             consumer.close()
 
@@ -338,6 +379,8 @@ def measure_latency(
         inbound_ms=collector.inbound_ms,
         hub_ms=collector.hub_ms,
         outbound_ms=collector.outbound_ms,
+        split_triggers=collector.split_triggers,
+        split_kinds=collector.split_kinds,
         triggers=collector.triggers,
         enabled_ms=collector.enabled_ms,
         enabled_kinds=collector.enabled_kinds,

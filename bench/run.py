@@ -509,6 +509,15 @@ def render_latency(table: Table, lat: dict[str, Any]) -> None:
             f"{np['samples']:,} samples, max {np['max_ms']} ms; {np['parked_samples']:,} samples "
             "were triggered by an event parked until its address was learned",
         )
+    sp = lat.get("split_not_parked")
+    if sp:
+        table.add_row(
+            "  legs of the never-parked samples",
+            f"hub p50 {sp['hub_p50_ms']} / p99 {sp['hub_p99_ms']} ms",
+            f"p50/p99 produce→ingest {sp['inbound_p50_ms']}/{sp['inbound_p99_ms']}, "
+            f"ingest→correlated {sp['hub_p50_ms']}/{sp['hub_p99_ms']}, →received "
+            f"{sp['outbound_p50_ms']}/{sp['outbound_p99_ms']} ms",
+        )
     if lat.get("cores_by_process"):
         table.add_row("  cores busy per process at this rate", "", _cores_text(lat))
 
