@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import profile as pyspy
-from bench.enabling import Enablers, enabling_events
+from bench.enabling import Enablers, cached_enabling_events
 from bench.engine import measure_engine
 from bench.harness import BenchHub, Worker, delete_groups, delete_topics
 from bench.latency import measure_latency
@@ -39,7 +39,7 @@ from bench.memory import run_memory_row
 from bench.phases import run_hub_throughput, run_naive, run_quix, run_recovery
 from bench.raw import aiokafka_rate, confluent_rate
 from bench.scaling import measure_scaling, render_row
-from bench.workload import build, produce_all
+from bench.workload import build, cache_path_for, produce_all
 from hub.settings import PROJECT_ROOT, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -155,7 +155,14 @@ def run(
     high_n = max(1, int(sizes.high_rate * sizes.latency_s))
     high_load = build(sizes.addresses, high_n, seed + 2)
     t0 = time.monotonic()
-    enablers = enabling_events([*workload.values, *latency_load.values, *high_load.values])
+    enablers = cached_enabling_events(
+        [*workload.values, *latency_load.values, *high_load.values],
+        [
+            cache_path_for(sizes.addresses, sizes.events, seed),
+            cache_path_for(sizes.addresses, lat_n, seed + 1),
+            cache_path_for(sizes.addresses, high_n, seed + 2),
+        ],
+    )
     step(f"enabling events of {len(enablers):,} normalised events in {time.monotonic() - t0:.1f}s")
     result["sizes"] = {
         "addresses": sizes.addresses,
