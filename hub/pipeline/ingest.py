@@ -216,13 +216,14 @@ BUSY_BATCH = 32
 # addresses the child's peak RSS was 470 MiB instead of 617, at the same throughput.
 CONSUMER_BUFFERS = {"queued.max.messages.kbytes": 8_192, "fetch.max.bytes": 4_194_304}
 
-#: A fetch waits up to 5 ms (half the shortest cycle) for a megabyte instead of returning with
-#: the first message. With
-#: librdkafka's default (1 byte) every arriving message ended a fetch and the next one went out
-#: at once: at 1,000 events/s the ingest consumer sent ~280 fetches a second (broker request log,
-#: issue 17) to a stage that takes a batch at most every MIN_CYCLE_S. A backlog fills the
-#: megabyte at once, so it does not wait.
-FETCH_PACING = {"fetch.wait.max.ms": 5, "fetch.min.bytes": 1_048_576}
+#: A fetch waits up to 10 ms (the shortest cycle) for a megabyte instead of returning with the
+#: first message. With librdkafka's default (1 byte) every arriving message ended a fetch and the
+#: next one went out at once: at 1,000 events/s the ingest consumer sent ~280 fetches a second
+#: (broker request log, issue 17) to a stage that takes a batch at most every MIN_CYCLE_S. A
+#: backlog fills the megabyte at once, so it does not wait. 5 ms (half a cycle) took 2.5 ms off
+#: the inbound leg at 1,000 events/s but at 5,000 events/s the two ingest consumers fetched ~450
+#: times a second instead of ~105, and the broker's extra load put the worker behind.
+FETCH_PACING = {"fetch.wait.max.ms": 10, "fetch.min.bytes": 1_048_576}
 
 #: The ingest group's session: a killed child's partitions wait this long for its successor
 #: (librdkafka's default, 45 s, was most of the 47 s the fault suite's "kill -9 ingest child"

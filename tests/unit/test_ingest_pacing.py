@@ -16,6 +16,7 @@ from hub.contracts.events import set_occurred_at_bounds
 from hub.pipeline.ingest import (
     BUSY_BATCH,
     COMMIT_EVERY_S,
+    MIN_CYCLE_S,
     RECOMMIT_IDLE_S,
     IngestStage,
     ReleaseCheckpoint,
@@ -317,11 +318,11 @@ def test_both_ingest_consumers_let_a_fetch_wait_for_data_but_never_beyond_a_cycl
             pass
 
     monkeypatch.setattr(ingest, "Consumer", RecordingConsumer)
-    stage = _stage(tmp_path, Clock())
+    stage = _stage(tmp_path, Clock(), min_cycle_s=MIN_CYCLE_S)
     monkeypatch.setattr(stage, "_restore", lambda state: None)
     with pytest.raises(_Stop):
         stage.run(threading.Event())
     assert [c["group.id"] for c in configs] == ["hub-state-reader", "hub-ingest"]
     for config in configs:
         assert config["fetch.min.bytes"] >= 65_536
-        assert 0 < config["fetch.wait.max.ms"] < stage.min_cycle_s * 1000
+        assert 0 < config["fetch.wait.max.ms"] <= stage.min_cycle_s * 1000
