@@ -58,3 +58,42 @@ def timings(stage: str, **values: float) -> None:
     if TIMINGS:
         text = " ".join(f"{k}={v:.1f}" for k, v in values.items())
         log.warning("timing %s %s", stage, text)
+
+
+def watch_gc(min_ms: float = 5.0) -> None:
+    """Log each cyclic-GC collection of ``min_ms`` or longer (``HUB_TRACE_TIMINGS=1``).
+
+    A full collection walks every tracked object of the process; in a worker holding large
+    caches that is a pause of the event loop, seen as a latency tail.
+    """
+    if not TIMINGS:
+        return
+    import gc
+    from collections import Counter
+
+    started: list[float] = [0.0]
+    census_at: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - started[0]) * 1e3
+        if ms >= min_ms:
+            timings("gc", generation=info["generation"], ms=ms, collected=info["collected"])
+        if ms >= 50 and info["generation"] == 2 and time.monotonic() - census_at[0] > 20:
+            census_at[0] = time.monotonic()
+            objects = gc.get_objects()
+            counts = Counter(type(o).__name__ for o in objects)
+            sized = sorted(
+                ((len(o), type(o).__name__) for o in objects if isinstance(o, dict | list | set)),
+                reverse=True,
+            )
+            log.warning(
+                "gc census: %d objects; %s; largest containers %s",
+                len(objects),
+                counts.most_common(8),
+                sized[:8],
+            )
+
+    gc.callbacks.append(callback)

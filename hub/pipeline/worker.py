@@ -13,6 +13,7 @@ import faust
 
 from hub import metrics
 from hub.logs import setup_logging
+from hub.pipeline import trace
 from hub.pipeline.prerestore import pre_restore
 from hub.pipeline.runtime import HubRuntime
 from hub.pipeline.topics import wait_for_topics
@@ -29,6 +30,7 @@ def run_worker(settings: Settings) -> None:
         server = metrics.start_metrics_server(settings.metrics_port, readiness=runtime.readiness)
     metrics.set_worker_info("worker")
     metrics.watch_sources()
+    trace.watch_gc()
     worker = faust.Worker(
         runtime.app,
         loglevel=settings.log_level.lower().replace("warning", "warn"),
