@@ -4,8 +4,8 @@
   events skipped reads the worker logs to see whether any worker processed their offsets (and
   when), which tells a commit past unprocessed input from a stale state.
 - ``HUB_TRACE_TIMINGS=1``: where each step's time goes (ms per phase: the take's size and age,
-  the correlate step's processing and each flush, the ingest cycle). Issue 17's latency work
-  read these.
+  the correlate step's processing and each flush, the ingest cycle), and the worker's cyclic-GC
+  collections of 5 ms or more (:func:`watch_gc`). Issue 17's latency work read these.
 Offsets, counts and durations only: no keys, no event content.
 """
 
