@@ -555,6 +555,13 @@ INPUT_GAPS = Counter(
     ["stage"],
     registry=REGISTRY,
 )
+INPUT_REPLAYS = Counter(
+    "hub_input_replayed_messages",
+    "Input messages delivered again below a stage's stored input offset (after a crash or a "
+    "partition move) and skipped: the stage's state holds them already (hub.pipeline.gaps).",
+    ["stage"],
+    registry=REGISTRY,
+)
 INGEST_RESTARTS = Counter(
     "hub_ingest_restarts",
     "Times the worker restarted its ingest child process after it exited unasked.",
@@ -562,6 +569,7 @@ INGEST_RESTARTS = Counter(
 )
 for _stage in STAGES:
     INPUT_GAPS.labels(_stage)
+    INPUT_REPLAYS.labels(_stage)
     for _error in RETRY_ERRORS:
         PROCESSING_RETRIES.labels(_stage, _error)
 
@@ -574,6 +582,11 @@ def record_processing_retry(stage: str, error: str) -> None:
 def record_input_gap(stage: str, messages: int) -> None:
     """Count ``messages`` skipped input messages ``stage`` found and processed late."""
     _child(INPUT_GAPS, (safe_label(stage, STAGES),)).inc(messages)
+
+
+def record_input_replay(stage: str, messages: int) -> None:
+    """Count ``messages`` replayed input messages ``stage`` skipped (its state holds them)."""
+    _child(INPUT_REPLAYS, (safe_label(stage, STAGES),)).inc(messages)
 
 
 def record_ingest_restart() -> None:

@@ -40,6 +40,8 @@ from hub.pipeline.gaps import (
     next_expected,
     next_input_writes,
     plain_consumer,
+    replays,
+    without_replays,
 )
 from hub.pipeline.ingest_process import IngestProcess
 from hub.pipeline.lag import GroupWatch, committed_offsets
@@ -306,11 +308,29 @@ class HubRuntime:
     async def _complete(
         self, gaps: GapFiller, writer: BatchedTableWriter, messages: list[Message]
     ) -> list[Message]:
-        """``messages`` plus any its partitions skipped (:mod:`hub.pipeline.gaps`).
+        """``messages`` minus those the state holds already, plus any its partitions skipped
+        (:mod:`hub.pipeline.gaps`).
 
-        A partition with no state needs its low watermark from the broker: asked in a thread,
-        so a slow broker never holds the event loop (and every other stage) for its timeout.
+        A partition with no state needs its low watermark from the broker, a replay its high
+        watermark (both rare: after a start, a crash or a move): asked in a thread, so a slow
+        broker never holds the event loop (and every other stage) for its timeout.
         """
+        replayed = replays(messages, writer.get_many)
+        if replayed:
+            confirmed = await asyncio.to_thread(gaps.confirm_replays, replayed)
+            kept = without_replays(messages, confirmed)
+            if len(kept) < len(messages):
+                skipped = len(messages) - len(kept)
+                metrics.record_input_replay(gaps.stage, skipped)
+                log.info(
+                    "%s: skipped %d message(s) delivered again below the stored input offset "
+                    "(the state holds them)",
+                    gaps.stage,
+                    skipped,
+                )
+            messages = kept
+            if not messages:
+                return messages
         unknown = gaps.unknown_starts(messages, writer.get_many)
         firsts = await asyncio.to_thread(gaps.first_offsets, unknown) if unknown else None
         missing = gaps.find(messages, writer.get_many, firsts)

@@ -13,6 +13,8 @@ from hub.pipeline.gaps import (
     GapFiller,
     missing_offsets,
     next_input_writes,
+    replays,
+    without_replays,
 )
 
 
@@ -158,3 +160,55 @@ def test_skipped_messages_already_deleted_by_retention_are_left_out_with_an_erro
     out = filler.fill([(0, 49, b"m49")], {0: [44, 45, 46, 47, 48]})
     assert [o for _p, o, _v in out] == [46, 47, 48, 49]
     assert "deleted before processing" in caplog.text
+
+
+def test_messages_below_the_stored_offset_are_replays_the_state_holds() -> None:
+    batch = [(2, 108, b"a"), (2, 116, b"b"), (2, 117, b"c"), (2, 118, b"d")]
+    found = replays(batch, _stored(117))
+    assert found == {2: 117}
+    assert without_replays(batch, found) == [(2, 117, b"c"), (2, 118, b"d")]
+    assert replays(batch, _stored(108)) == {}  # nothing below: nothing skipped
+    assert replays(batch, _stored(None)) == {}  # no state: nothing applied yet
+
+
+def test_replays_are_skipped_per_partition() -> None:
+    batch = [(1, 5, b"a"), (3, 40, b"b"), (1, 9, b"c"), (3, 41, b"d")]
+    expected = {1: 7, 3: 0}
+
+    def read(partition: int, keys: list[bytes]) -> list[bytes | None]:
+        return [str(expected[partition]).encode()]
+
+    found = replays(batch, read)
+    assert found == {1: 7}
+    assert without_replays(batch, found) == [(3, 40, b"b"), (1, 9, b"c"), (3, 41, b"d")]
+
+
+def test_a_replay_within_the_input_is_confirmed() -> None:
+    log = {o: b"m" for o in range(0, 120)}
+    filler = GapFiller("area", "hub.area-updates", lambda: _Consumer(log), timeout_s=2)
+    assert filler.confirm_replays({2: 117}) == {2: 117}
+    assert filler.confirm_replays({2: 120}) == {2: 120}  # the input's end: all held
+
+
+def test_a_stored_offset_past_the_input_end_means_a_recreated_input_whose_messages_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = {o: b"m" for o in range(0, 12)}  # recreated: ends at 12, the state expects 500
+    filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log), timeout_s=2)
+    batch = [(4, 0, b"m"), (4, 1, b"m")]
+    found = replays(batch, _stored(500))
+    assert found == {4: 500}
+    confirmed = filler.confirm_replays(found)
+    assert confirmed == {}
+    assert without_replays(batch, confirmed) == batch
+    assert "recreated or truncated" in caplog.text
+
+
+def test_an_unknown_input_end_fails_the_attempt_so_it_is_retried() -> None:
+    class _Away(_Consumer):
+        def get_watermark_offsets(self, tp: Any, timeout: float) -> tuple[int, int]:
+            raise RuntimeError("broker away")
+
+    filler = GapFiller("area", "hub.area-updates", lambda: _Away({0: b"m"}), timeout_s=0.3)
+    with pytest.raises(GapFetchFailed, match="end unknown"):
+        filler.confirm_replays({0: 5})
