@@ -199,7 +199,16 @@ def trace_cycle(messages: list[Message], spans: trace.Spans) -> None:
 #: the 2-core machine spent more on that than on the events (the broker alone 80 % of a core).
 #: Waiting at most this long adds as much latency to an event and cuts the cycles (and commits)
 #: to at most 1/MIN_CYCLE_S per second.
-MIN_CYCLE_S = 0.02
+MIN_CYCLE_S = 0.01
+#: ... and once a cycle took BUSY_BATCH messages or more, the next waits up to BUSY_CYCLE_S.
+#: Each cycle writes a ``normalised`` message per partition it touched, and the worker's cost
+#: is mostly per message (Faust): 10 ms cycles at 5,000 events/s doubled those messages, the
+#: worker's thread ran out and the p99 doubled (129 → 249 ms, bench quick), while at 1,000
+#: events/s 20 ms cycles were half of the inbound leg (p50 20 ms, 12 with 10 ms cycles). The
+#: count under the pacing it sets is its own hysteresis: 10 ms cycles stay below 3,200 events/s,
+#: 20 ms cycles stay above 1,600.
+BUSY_CYCLE_S = 0.02
+BUSY_BATCH = 32
 
 # librdkafka prefetches up to queued.max.messages.kbytes (256 MiB in consumer_config) per consumer:
 # with a backlog the ingest child held that much of not-yet-read messages (issue 17, memory).
@@ -207,11 +216,13 @@ MIN_CYCLE_S = 0.02
 # addresses the child's peak RSS was 470 MiB instead of 617, at the same throughput.
 CONSUMER_BUFFERS = {"queued.max.messages.kbytes": 8_192, "fetch.max.bytes": 4_194_304}
 
-#: A fetch waits up to 10 ms for a megabyte instead of returning with the first message. With
-#: librdkafka's default (1 byte) every arriving message ended a fetch and the next one went out
-#: at once: at 1,000 events/s the ingest consumer sent ~280 fetches a second (broker request log,
-#: issue 17) to a stage that takes a batch at most every MIN_CYCLE_S. A backlog fills the
-#: megabyte at once, so it does not wait.
+#: A fetch waits up to 10 ms (the shortest cycle) for a megabyte instead of returning with the
+#: first message. With librdkafka's default (1 byte) every arriving message ended a fetch and the
+#: next one went out at once: at 1,000 events/s the ingest consumer sent ~280 fetches a second
+#: (broker request log, issue 17) to a stage that takes a batch at most every MIN_CYCLE_S. A
+#: backlog fills the megabyte at once, so it does not wait. 5 ms (half a cycle) took 2.5 ms off
+#: the inbound leg at 1,000 events/s but at 5,000 events/s the two ingest consumers fetched ~450
+#: times a second instead of ~105, and the broker's extra load put the worker behind.
 FETCH_PACING = {"fetch.wait.max.ms": 10, "fetch.min.bytes": 1_048_576}
 
 #: The ingest group's session: a killed child's partitions wait this long for its successor
@@ -282,6 +293,7 @@ class IngestStage:
         checkpoint: ReleaseCheckpoint | None = None,
         guard: StuckProducerGuard | None = None,
         min_cycle_s: float = MIN_CYCLE_S,
+        busy_cycle_s: float = BUSY_CYCLE_S,
     ) -> None:
         self.settings = settings
         self.topics = Topics.from_settings(settings)
@@ -290,7 +302,9 @@ class IngestStage:
         self.max_batch = max_batch
         self.clock = clock
         self.min_cycle_s = min_cycle_s
+        self.busy_cycle_s = busy_cycle_s
         self._cycle_started = 0.0  # clock() when the last batch was taken
+        self._busy = False  # the last batch had BUSY_BATCH messages or more
         self.metrics = metrics_sink  # hub.metrics, or a forwarder when run in a child process
         self.stats = IngestStats()
         self.ready = threading.Event()
@@ -392,15 +406,18 @@ class IngestStage:
             messages = [first, *consumer.consume(num_messages=self.max_batch - 1, timeout=0)]
         # at a steady moderate rate, a cycle per few events cost more than the events: each
         # cycle is a produce request per partition, a flush and a Faust message per partition.
-        # So a cycle that would start within MIN_CYCLE_S of the last one waits for the rest of
-        # that time, taking what arrives. An idle stage (or one under load) never waits.
+        # So a cycle that would start within MIN_CYCLE_S (BUSY_CYCLE_S after a busy one) of the
+        # last one waits for the rest of that time, taking what arrives. An idle stage (or one
+        # under load) never waits.
         now = self.clock()
-        remaining = min(self.min_cycle_s, self.min_cycle_s - (now - self._cycle_started))
+        cycle_s = self.busy_cycle_s if self._busy else self.min_cycle_s
+        remaining = min(cycle_s, cycle_s - (now - self._cycle_started))
         if remaining > 0 and len(messages) < self.max_batch:
             more = consumer.consume(num_messages=self.max_batch - len(messages), timeout=remaining)
             messages.extend(more)
             now = self.clock()
         self._cycle_started = now
+        self._busy = len(messages) >= BUSY_BATCH
         return messages
 
     def _flush_metrics(self) -> None:

@@ -40,14 +40,24 @@ BURST_S = 0.003
 
 
 def take_bounded(
-    stream: StreamT, max_messages: int, max_bytes: int, within: float
+    stream: StreamT,
+    max_messages: int,
+    max_bytes: int,
+    within: float,
+    busy_within: float | None = None,
+    busy_bytes: int = 0,
 ) -> AsyncGenerator[Sequence[EventT], None]:
     """Yield lists of events: full (by count or bytes), or what arrived in the step's window.
+
+    After a list of ``busy_bytes`` or more the next window is ``busy_within`` (if given): a
+    short window keeps a moderate rate's latency down, a longer one under a high rate keeps the
+    steps (each a flush and a RocksDB write) few enough for the worker to keep up.
 
     Registered with the stream like Faust's own buffering generators, so stopping the stream
     closes it (and acks what was consumed).
     """
-    agen = _take_bounded(stream, max_messages, max_bytes, within)
+    windows = (within, within if busy_within is None else busy_within)
+    agen = _take_bounded(stream, max_messages, max_bytes, windows, busy_bytes)
     active = getattr(stream, "_active_agens", None)
     if active is not None:
         active.add(agen)
@@ -55,7 +65,11 @@ def take_bounded(
 
 
 async def _take_bounded(
-    stream: StreamT, max_messages: int, max_bytes: int, within: float
+    stream: StreamT,
+    max_messages: int,
+    max_bytes: int,
+    windows: tuple[float, float],
+    busy_bytes: int,
 ) -> AsyncGenerator[Sequence[EventT], None]:
     s: Any = stream  # the Stream implementation (its StreamT stubs lack these internals)
     events: list[EventT] = []
@@ -98,6 +112,7 @@ async def _take_bounded(
     s.add_processor(add_to_buffer)
     s._enable_passive(channel_it)
     loop = asyncio.get_running_loop()
+    within = windows[0]
     last_step = -within  # loop time the last step began
     try:
         while not s.should_stop:
@@ -112,6 +127,7 @@ async def _take_bounded(
                 await s.wait_for_stopped(buffer_full, timeout=remaining)
             if events:
                 last_step = loop.time()
+                within = windows[busy_bytes > 0 and size >= busy_bytes]
                 buffer_consuming = s.loop.create_future()
                 try:
                     yield list(events)

@@ -13,7 +13,14 @@ import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
 from hub.contracts.events import set_occurred_at_bounds
-from hub.pipeline.ingest import COMMIT_EVERY_S, RECOMMIT_IDLE_S, IngestStage, ReleaseCheckpoint
+from hub.pipeline.ingest import (
+    BUSY_BATCH,
+    COMMIT_EVERY_S,
+    MIN_CYCLE_S,
+    RECOMMIT_IDLE_S,
+    IngestStage,
+    ReleaseCheckpoint,
+)
 from hub.settings import Settings
 
 
@@ -59,7 +66,9 @@ class SilentMetrics:
         return lambda *args, **kwargs: None
 
 
-def _stage(tmp_path: Path, clock: Clock, min_cycle_s: float = 0.02) -> IngestStage:
+def _stage(
+    tmp_path: Path, clock: Clock, min_cycle_s: float = 0.02, busy_cycle_s: float = 0.04
+) -> IngestStage:
     return IngestStage(
         Settings(topic_prefix="pace.", partitions=4),
         object(),  # type: ignore[arg-type]  # no produce in these tests
@@ -67,6 +76,7 @@ def _stage(tmp_path: Path, clock: Clock, min_cycle_s: float = 0.02) -> IngestSta
         metrics_sink=SilentMetrics(),
         checkpoint=ReleaseCheckpoint(tmp_path / "checkpoint.json", every_s=0),
         min_cycle_s=min_cycle_s,
+        busy_cycle_s=busy_cycle_s,
     )
 
 
@@ -83,6 +93,33 @@ def test_a_cycle_soon_after_the_last_waits_out_the_minimum_and_takes_what_arrive
     batch = stage._next_batch(consumer)  # type: ignore[arg-type]
     assert consumer.waits == [pytest.approx(0.015, abs=1e-6)]  # the rest of the 20 ms
     assert len(batch) == 2 + 5
+
+
+def test_after_a_busy_cycle_the_next_waits_out_the_longer_busy_cycle(tmp_path: Path) -> None:
+    """At a high rate a cycle's messages are what the worker pays for: fewer, fuller ones."""
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = FakeConsumer(clock, ready=BUSY_BATCH)
+    stage._next_batch(consumer)  # type: ignore[arg-type]
+    clock.now += 0.005
+    consumer.ready = 2
+    stage._next_batch(consumer)  # type: ignore[arg-type]
+    assert consumer.waits == [pytest.approx(0.035, abs=1e-6)]  # the rest of the 40 ms
+
+
+def test_a_quiet_cycle_after_a_busy_one_goes_back_to_the_short_cycle(tmp_path: Path) -> None:
+    """At a low rate the short cycle keeps the inbound leg short (issue 17, p99 at 1,000/s)."""
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = FakeConsumer(clock, ready=BUSY_BATCH)
+    stage._next_batch(consumer)  # type: ignore[arg-type]
+    clock.now += 0.05
+    consumer.ready = BUSY_BATCH - 1
+    stage._next_batch(consumer)  # type: ignore[arg-type]  # quiet: the next one is short
+    clock.now += 0.005
+    consumer.ready = 1
+    stage._next_batch(consumer)  # type: ignore[arg-type]
+    assert consumer.waits == [pytest.approx(0.015, abs=1e-6)]  # the rest of the 20 ms
 
 
 def test_a_cycle_after_the_minimum_has_passed_does_not_wait(tmp_path: Path) -> None:
@@ -281,11 +318,11 @@ def test_both_ingest_consumers_let_a_fetch_wait_for_data_but_never_beyond_a_cycl
             pass
 
     monkeypatch.setattr(ingest, "Consumer", RecordingConsumer)
-    stage = _stage(tmp_path, Clock())
+    stage = _stage(tmp_path, Clock(), min_cycle_s=MIN_CYCLE_S)
     monkeypatch.setattr(stage, "_restore", lambda state: None)
     with pytest.raises(_Stop):
         stage.run(threading.Event())
     assert [c["group.id"] for c in configs] == ["hub-state-reader", "hub-ingest"]
     for config in configs:
         assert config["fetch.min.bytes"] >= 65_536
-        assert 0 < config["fetch.wait.max.ms"] < stage.min_cycle_s * 1000
+        assert 0 < config["fetch.wait.max.ms"] <= stage.min_cycle_s * 1000

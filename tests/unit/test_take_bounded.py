@@ -21,6 +21,8 @@ def _run(
     max_bytes: int,
     within: float = 0.05,
     pauses: dict[int, float] | None = None,
+    busy_within: float | None = None,
+    busy_bytes: int = 0,
 ) -> list[dict]:
     """Feed ``values`` to an agent that takes with the given bounds; what each batch saw.
 
@@ -34,7 +36,9 @@ def _run(
 
     @app.agent(topic)
     async def agent(stream: faust.StreamT) -> None:
-        async for batch in take_bounded(stream, max_messages, max_bytes, within):
+        async for batch in take_bounded(
+            stream, max_messages, max_bytes, within, busy_within, busy_bytes
+        ):
             now = asyncio.get_running_loop().time()
             batches.append(
                 {
@@ -89,6 +93,23 @@ def test_messages_during_a_window_come_out_together_when_it_ends() -> None:
     batches = _run([b"a", b"bb", b"ccc"], 100, 1_000_000, within=1.0, pauses={1: 0.0})
     assert [b["sizes"] for b in batches] == [[1], [2, 3]]
     assert batches[1]["at"] - batches[0]["at"] >= 0.9  # not before the window ended
+
+
+def test_after_a_busy_batch_the_next_window_is_the_busy_one() -> None:
+    """A high rate gets fewer, fuller steps; the worker's cost is mostly per step."""
+    batches = _run(
+        [b"x" * 100, b"a", b"b"], 100, 1_000_000, 0.05, {1: 0.0}, busy_within=1.0, busy_bytes=100
+    )
+    assert [b["sizes"] for b in batches] == [[100], [1, 1]]
+    assert batches[1]["at"] - batches[0]["at"] >= 0.9  # the 1 s window, not the 50 ms one
+
+
+def test_after_a_quiet_batch_the_next_window_is_the_short_one() -> None:
+    batches = _run(
+        [b"x" * 99, b"a", b"b"], 100, 1_000_000, 0.05, {1: 0.0}, busy_within=1.0, busy_bytes=100
+    )
+    assert [b["sizes"] for b in batches] == [[99], [1, 1]]
+    assert batches[1]["at"] - batches[0]["at"] < 0.5
 
 
 def test_events_are_acked_only_after_the_body_returned_for_them() -> None:
