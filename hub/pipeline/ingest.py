@@ -76,6 +76,7 @@ from hub.engine.engine import gc_paused
 from hub.pipeline import trace
 from hub.pipeline.batches import MAX_BATCH_BYTES, encode_batches, group_by_partition
 from hub.pipeline.clients import consumer_config
+from hub.pipeline.gc_policy import FullCollections, defer_full_collections
 from hub.pipeline.state import DeliveryFailed
 from hub.pipeline.stuck import StuckProducerGuard, purge_stuck
 from hub.pipeline.topics import Topics
@@ -294,6 +295,7 @@ class IngestStage:
         guard: StuckProducerGuard | None = None,
         min_cycle_s: float = MIN_CYCLE_S,
         busy_cycle_s: float = BUSY_CYCLE_S,
+        full_collections: FullCollections | None = None,
     ) -> None:
         self.settings = settings
         self.topics = Topics.from_settings(settings)
@@ -303,6 +305,8 @@ class IngestStage:
         self.clock = clock
         self.min_cycle_s = min_cycle_s
         self.busy_cycle_s = busy_cycle_s
+        # set in the ingest child: full GC collections on its own timer (hub.pipeline.gc_policy)
+        self.full_collections = full_collections
         self._cycle_started = 0.0  # clock() when the last batch was taken
         self._busy = False  # the last batch had BUSY_BATCH messages or more
         self.metrics = metrics_sink  # hub.metrics, or a forwarder when run in a child process
@@ -356,9 +360,13 @@ class IngestStage:
                 self.topics.inbound(self.settings.shared_inbound), on_revoke=self._on_revoke
             )
             self.ready.set()
+            if self.full_collections is not None:  # the child process's, not a test's
+                defer_full_collections()
             last_lag = 0.0
             try:
                 while not stop.is_set():
+                    if self.full_collections is not None:
+                        self.full_collections.maybe()
                     self._follow_state(state)
                     if time.monotonic() - last_lag > 5.0:
                         last_lag = time.monotonic()

@@ -102,6 +102,7 @@ def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> No
 
     from hub.logs import setup_logging
     from hub.pipeline.clients import producer_config
+    from hub.pipeline.gc_policy import FullCollections
     from hub.pipeline.ingest import IngestStage
     from hub.pipeline.stuck import StuckProducerGuard, broker_probe
 
@@ -112,6 +113,7 @@ def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> No
         Producer(producer_config(settings)),
         metrics_sink=ForwardingMetrics(channel),
         guard=StuckProducerGuard(broker_probe(settings)),
+        full_collections=FullCollections(),
     )
     channel.cancel_join_thread()  # exiting must never wait on undelivered metrics
     stop = threading.Event()

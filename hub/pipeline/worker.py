@@ -7,13 +7,16 @@ the signal; the ingest thread is stopped by its service's ``on_stop``).
 
 from __future__ import annotations
 
+import gc
 import logging
+import time
 
 import faust
 
 from hub import metrics
 from hub.logs import setup_logging
 from hub.pipeline import trace
+from hub.pipeline.gc_policy import FULL_EVERY_S, defer_full_collections
 from hub.pipeline.prerestore import pre_restore
 from hub.pipeline.runtime import HubRuntime
 from hub.pipeline.topics import wait_for_topics
@@ -45,10 +48,19 @@ def run_worker(settings: Settings) -> None:
         runtime.start_ingest()
         if settings.pre_restore:
             _pre_restore(settings, runtime)
+        defer_full_collections()  # and one every FULL_EVERY_S from a timer (hub.pipeline.gc_policy)
+        runtime.app.timer(FULL_EVERY_S)(_full_collection)
         worker.execute_from_commandline()
     finally:
         if server is not None:
             server.close()
+
+
+async def _full_collection() -> None:
+    began = time.perf_counter()
+    gc.collect()
+    if trace.TIMINGS:
+        trace.timings("gc-full", ms=(time.perf_counter() - began) * 1e3)
 
 
 def _pre_restore(settings: Settings, runtime: HubRuntime) -> None:

@@ -1,0 +1,59 @@
+"""When the cyclic GC may stop the process: young collections as usual, full ones on a timer.
+
+A full (generation 2) collection walks every tracked object of the process while holding the
+GIL. Measured at the bench's full size with ``HUB_TRACE_TIMINGS=1`` (issue 17): the worker ran
+one every ~1.4 s during a backfill, 55-140 ms each (several per cent of its time), and every
+~17 s at 1,000 events/s, 135-165 ms each; an event that arrives during one waits it out, so four
+a minute are ~0.7 % of the latency samples: the p99's neighbourhood. Python starts a full
+collection after ten young-generation collections once the objects promoted since the last one
+reach a quarter of the old generation, and a pipeline promotes many short-lived objects (events
+held for a step, buffers), which refcounting frees anyway: the hub's state has no reference
+cycles (``hub.engine.engine.gc_paused`` says why the steps pause the GC altogether).
+
+So each process of a worker (the Faust process and the ingest child), once set up, freezes what
+exists then (``gc.freeze``: imports, codecs, the address register; never walked again), turns the
+automatic full collections off, and runs one every :data:`FULL_EVERY_S` itself
+(:class:`FullCollections`, from a timer or between ingest cycles). Young collections stay
+automatic, so cyclic garbage of short life is still freed at once; cycles that outlive two young
+collections wait for the next full collection, at most :data:`FULL_EVERY_S`.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+
+#: Seconds between full collections (the automatic ones are off).
+FULL_EVERY_S = 30.0
+#: A generation-2 threshold no process reaches (Python counts young collections against it).
+_NEVER = 1 << 30
+
+
+def defer_full_collections() -> None:
+    """Freeze the objects that exist now and stop automatic full collections."""
+    gen0, gen1, _gen2 = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, _NEVER)
+    gc.freeze()
+
+
+class FullCollections:
+    """A full collection at most every ``every_s`` seconds, when :meth:`maybe` is called."""
+
+    def __init__(
+        self, every_s: float = FULL_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self._last = clock()
+        self.runs = 0
+
+    def maybe(self) -> bool:
+        """Collect all generations if the last full collection is ``every_s`` old; say so."""
+        now = self.clock()
+        if now - self._last < self.every_s:
+            return False
+        gc.collect()
+        self._last = self.clock()
+        self.runs += 1
+        return True

@@ -1,0 +1,68 @@
+"""The GC policy: no automatic full collections, one on a timer (hub.pipeline.gc_policy)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from hub.pipeline.gc_policy import FullCollections, defer_full_collections
+
+
+@pytest.fixture
+def restored_gc() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_deferring_freezes_what_exists_and_keeps_young_collections_automatic(
+    restored_gc: None,
+) -> None:
+    gen0, gen1, gen2 = gc.get_threshold()
+    before = gc.get_freeze_count()
+    defer_full_collections()
+    assert gc.get_threshold()[:2] == (gen0, gen1)
+    assert gc.get_threshold()[2] > 1_000_000 > gen2  # no automatic full collection
+    assert gc.get_freeze_count() > before
+
+
+def test_a_full_collection_runs_once_its_interval_has_passed() -> None:
+    now = [100.0]
+    full = FullCollections(every_s=30.0, clock=lambda: now[0])
+    assert not full.maybe()
+    now[0] = 129.9
+    assert not full.maybe()
+    collections = gc.get_stats()[2]["collections"]
+    now[0] = 130.0
+    assert full.maybe()
+    assert gc.get_stats()[2]["collections"] == collections + 1
+    assert full.runs == 1
+    assert not full.maybe()  # the interval counts from this collection
+    now[0] = 160.0
+    assert full.maybe()
+
+
+def test_cyclic_garbage_is_freed_by_the_timed_full_collection(restored_gc: None) -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.other: Node | None = None
+
+    defer_full_collections()
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    gc.collect(1)  # survivors of the young generations move to the oldest one
+    alive = weakref.ref(a)
+    del a, b
+    gc.collect(1)  # young collections do not look at the oldest generation
+    assert alive() is not None
+    now = [0.0]
+    full = FullCollections(every_s=1.0, clock=lambda: now[0])
+    now[0] = 1.0
+    assert full.maybe()
+    assert alive() is None
