@@ -201,13 +201,14 @@ def trace_cycle(messages: list[Message], spans: trace.Spans) -> None:
 #: Waiting at most this long adds as much latency to an event and cuts the cycles (and commits)
 #: to at most 1/MIN_CYCLE_S per second.
 MIN_CYCLE_S = 0.01
-#: ... and once a cycle took BUSY_BATCH messages or more, the next waits up to BUSY_CYCLE_S.
+#: ... and once messages arrive at BUSY_BATCH per MIN_CYCLE_S or faster, cycles wait up to
+#: BUSY_CYCLE_S, until the rate falls below half of that.
 #: Each cycle writes a ``normalised`` message per partition it touched, and the worker's cost
 #: is mostly per message (Faust): 10 ms cycles at 5,000 events/s doubled those messages, the
 #: worker's thread ran out and the p99 doubled (129 → 249 ms, bench quick), while at 1,000
 #: events/s 20 ms cycles were half of the inbound leg (p50 20 ms, 12 with 10 ms cycles). The
-#: count under the pacing it sets is its own hysteresis: 10 ms cycles stay below 3,200 events/s,
-#: 20 ms cycles stay above 1,600.
+#: rate, not one cycle's count, decides (busy from 3,200 events/s, quiet again below 1,600), so a
+#: longer busy cycle does not keep a moderate rate busy.
 BUSY_CYCLE_S = 0.02
 BUSY_BATCH = 32
 
@@ -308,7 +309,7 @@ class IngestStage:
         # set in the ingest child: full GC collections on its own timer (hub.pipeline.gc_policy)
         self.full_collections = full_collections
         self._cycle_started = 0.0  # clock() when the last batch was taken
-        self._busy = False  # the last batch had BUSY_BATCH messages or more
+        self._busy = False  # messages arrive at a busy rate (BUSY_BATCH, BUSY_CYCLE_S)
         self.metrics = metrics_sink  # hub.metrics, or a forwarder when run in a child process
         self.stats = IngestStats()
         self.ready = threading.Event()
@@ -424,8 +425,12 @@ class IngestStage:
             more = consumer.consume(num_messages=self.max_batch - len(messages), timeout=remaining)
             messages.extend(more)
             now = self.clock()
+        # the rate since the last cycle began decides the next cycle's length (see BUSY_CYCLE_S)
+        span = now - self._cycle_started if self._cycle_started else cycle_s
+        rate = len(messages) / max(span, self.min_cycle_s)
+        busy_rate = BUSY_BATCH / self.min_cycle_s
+        self._busy = rate >= (busy_rate / 2 if self._busy else busy_rate)
         self._cycle_started = now
-        self._busy = len(messages) >= BUSY_BATCH
         return messages
 
     def _flush_metrics(self) -> None:

@@ -49,9 +49,11 @@ def take_bounded(
 ) -> AsyncGenerator[Sequence[EventT], None]:
     """Yield lists of events: full (by count or bytes), or what arrived in the step's window.
 
-    After a list of ``busy_bytes`` or more the next window is ``busy_within`` (if given): a
-    short window keeps a moderate rate's latency down, a longer one under a high rate keeps the
-    steps (each a flush and a RocksDB write) few enough for the worker to keep up.
+    Once values arrive at ``busy_bytes`` per ``within`` or faster, the windows are
+    ``busy_within`` (if given) until the rate falls below half of that: a short window keeps a
+    moderate rate's latency down, a longer one under a high rate keeps the steps (each a flush
+    and a RocksDB write) few enough for the worker to keep up. The rate, not the size of one
+    list, decides, so a longer busy window does not keep a moderate rate busy.
 
     Registered with the stream like Faust's own buffering generators, so stopping the stream
     closes it (and acks what was consumed).
@@ -81,9 +83,13 @@ async def _take_bounded(
     stream_enable_acks: bool = s.enable_acks
 
     channel_it = aiter(s.channel)
+    loop = asyncio.get_running_loop()
+    first_at = 0.0  # loop time the buffer's first event arrived
+    busy_rate = busy_bytes / windows[0]  # bytes per second from which the busy window applies
+    busy = False
 
     async def add_to_buffer(value: Any) -> Any:
-        nonlocal buffer_consuming, size
+        nonlocal buffer_consuming, size, first_at
         try:
             if buffer_consuming is not None:  # the caller is processing the last list
                 try:
@@ -93,6 +99,8 @@ async def _take_bounded(
             event = s.current_event
             if event is None:
                 raise RuntimeError("take buffer found current_event is None")
+            if not events:
+                first_at = loop.time()
             events.append(event)
             arrived.set()
             message_value = event.message.value
@@ -111,7 +119,6 @@ async def _take_bounded(
     s.enable_acks = False  # acked below, only after the caller is done with them
     s.add_processor(add_to_buffer)
     s._enable_passive(channel_it)
-    loop = asyncio.get_running_loop()
     within = windows[0]
     last_step = -within  # loop time the last step began
     try:
@@ -127,7 +134,10 @@ async def _take_bounded(
                 await s.wait_for_stopped(buffer_full, timeout=remaining)
             if events:
                 last_step = loop.time()
-                within = windows[busy_bytes > 0 and size >= busy_bytes]
+                if busy_bytes > 0:
+                    rate = size / max(last_step - first_at, windows[0])
+                    busy = rate >= (busy_rate / 2 if busy else busy_rate)
+                within = windows[busy]
                 buffer_consuming = s.loop.create_future()
                 try:
                     yield list(events)

@@ -326,3 +326,35 @@ def test_both_ingest_consumers_let_a_fetch_wait_for_data_but_never_beyond_a_cycl
     for config in configs:
         assert config["fetch.min.bytes"] >= 65_536
         assert 0 < config["fetch.wait.max.ms"] <= stage.min_cycle_s * 1000
+
+
+def test_a_moderate_rate_leaves_the_busy_cycle_even_when_a_cycle_holds_many_messages(
+    tmp_path: Path,
+) -> None:
+    """The rate decides, not one cycle's count: 36 messages over 50 ms are 720 a second, below
+    half the busy rate (32 per 20 ms: 1,600/s), so the next cycle is the short one."""
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = FakeConsumer(clock, ready=BUSY_BATCH)
+    stage._next_batch(consumer)  # type: ignore[arg-type]  # busy
+    clock.now += 0.05
+    consumer.ready = 36
+    stage._next_batch(consumer)  # type: ignore[arg-type]  # 720/s: quiet again
+    clock.now += 0.005
+    consumer.ready = 1
+    stage._next_batch(consumer)  # type: ignore[arg-type]
+    assert consumer.waits == [pytest.approx(0.015, abs=1e-6)]  # the rest of the 20 ms
+
+
+def test_half_the_busy_rate_keeps_the_busy_cycle(tmp_path: Path) -> None:
+    clock = Clock()
+    stage = _stage(tmp_path, clock)
+    consumer = FakeConsumer(clock, ready=BUSY_BATCH)
+    stage._next_batch(consumer)  # type: ignore[arg-type]  # busy
+    clock.now += 0.041
+    consumer.ready = 40  # ~1,000/s: below the busy rate, above half of it
+    stage._next_batch(consumer)  # type: ignore[arg-type]
+    clock.now += 0.005
+    consumer.ready = 1
+    stage._next_batch(consumer)  # type: ignore[arg-type]
+    assert consumer.waits == [pytest.approx(0.035, abs=1e-6)]  # the rest of the 40 ms

@@ -112,6 +112,22 @@ def test_after_a_quiet_batch_the_next_window_is_the_short_one() -> None:
     assert batches[1]["at"] - batches[0]["at"] < 0.5
 
 
+def test_a_rate_below_half_the_busy_rate_goes_back_to_the_short_window() -> None:
+    """The rate decides, not one list's size: 150 bytes over the 1 s busy window is far below
+    half of 100 bytes per 50 ms, so the window after it is the short one again."""
+    batches = _run(
+        [b"x" * 100, b"y" * 150, b"a", b"b"],
+        100,
+        1_000_000,
+        0.05,
+        {1: 0.0, 2: 0.0},
+        busy_within=1.0,
+        busy_bytes=100,
+    )
+    assert [b["sizes"] for b in batches] == [[100], [150], [1, 1]]
+    assert batches[2]["at"] - batches[1]["at"] < 0.5  # not another 1 s window
+
+
 def test_events_are_acked_only_after_the_body_returned_for_them() -> None:
     batches = _run([b"x" * 10] * 4, max_messages=2, max_bytes=1_000_000)
     assert len(batches) == 2
