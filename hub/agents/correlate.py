@@ -25,10 +25,12 @@ MAX_BYTES = 2 * 1024 * 1024  # about 10 backfill messages (~600 events each)
 #: stage's 10 ms cycle (MIN_CYCLE_S): with 15 ms a cycle's messages arrived inside the window and
 #: waited out its rest (ingest → correlated p50 14 ms at 1,000 events/s, 7 ms with 8 ms).
 WITHIN_S = 0.008
-#: ... but after a step of BUSY_BYTES or more (~25 events) the next begins at most 15 ms after
-#: it: at 5,000 events/s and the full bench size, 8 ms steps all the time left the worker
-#: behind (p50 0.6-1.2 s against 0.12 s with 15 ms).
-BUSY_WITHIN_S = 0.015
+#: ... but while messages arrive at BUSY_BYTES per WITHIN_S or faster (~3,400 events/s; quiet
+#: again below half: ``take_bounded``) a step begins at most every 30 ms. At 5,000 events/s and
+#: the full bench size the worker's cost is mostly per step: 8 ms steps all the time left it
+#: behind (p50 0.6-1.2 s), 15 ms ones too (p50 0.64-0.65 s, p99 3.1-5.2 s); 30 ms steps, with
+#: the ingest stage's 40 ms busy cycles, p50 0.17-0.19 s, p99 0.71-0.93 s (issue 17, stop 35).
+BUSY_WITHIN_S = 0.03
 BUSY_BYTES = 8 * 1024
 
 

@@ -84,12 +84,11 @@ async def _take_bounded(
 
     channel_it = aiter(s.channel)
     loop = asyncio.get_running_loop()
-    first_at = 0.0  # loop time the buffer's first event arrived
     busy_rate = busy_bytes / windows[0]  # bytes per second from which the busy window applies
     busy = False
 
     async def add_to_buffer(value: Any) -> Any:
-        nonlocal buffer_consuming, size, first_at
+        nonlocal buffer_consuming, size
         try:
             if buffer_consuming is not None:  # the caller is processing the last list
                 try:
@@ -99,8 +98,6 @@ async def _take_bounded(
             event = s.current_event
             if event is None:
                 raise RuntimeError("take buffer found current_event is None")
-            if not events:
-                first_at = loop.time()
             events.append(event)
             arrived.set()
             message_value = event.message.value
@@ -133,10 +130,11 @@ async def _take_bounded(
             if not buffer_full.is_set():
                 await s.wait_for_stopped(buffer_full, timeout=remaining)
             if events:
-                last_step = loop.time()
-                if busy_bytes > 0:
-                    rate = size / max(last_step - first_at, windows[0])
+                now = loop.time()
+                if busy_bytes > 0:  # the rate since the last step began (after idling: low)
+                    rate = size / max(now - last_step, windows[0])
                     busy = rate >= (busy_rate / 2 if busy else busy_rate)
+                last_step = now
                 within = windows[busy]
                 buffer_consuming = s.loop.create_future()
                 try:

@@ -98,25 +98,7 @@ def test_messages_during_a_window_come_out_together_when_it_ends() -> None:
 def test_after_a_busy_batch_the_next_window_is_the_busy_one() -> None:
     """A high rate gets fewer, fuller steps; the worker's cost is mostly per step."""
     batches = _run(
-        [b"x" * 100, b"a", b"b"], 100, 1_000_000, 0.05, {1: 0.0}, busy_within=1.0, busy_bytes=100
-    )
-    assert [b["sizes"] for b in batches] == [[100], [1, 1]]
-    assert batches[1]["at"] - batches[0]["at"] >= 0.9  # the 1 s window, not the 50 ms one
-
-
-def test_after_a_quiet_batch_the_next_window_is_the_short_one() -> None:
-    batches = _run(
-        [b"x" * 99, b"a", b"b"], 100, 1_000_000, 0.05, {1: 0.0}, busy_within=1.0, busy_bytes=100
-    )
-    assert [b["sizes"] for b in batches] == [[99], [1, 1]]
-    assert batches[1]["at"] - batches[0]["at"] < 0.5
-
-
-def test_a_rate_below_half_the_busy_rate_goes_back_to_the_short_window() -> None:
-    """The rate decides, not one list's size: 150 bytes over the 1 s busy window is far below
-    half of 100 bytes per 50 ms, so the window after it is the short one again."""
-    batches = _run(
-        [b"x" * 100, b"y" * 150, b"a", b"b"],
+        [b"w", b"x" * 120, b"a", b"b"],
         100,
         1_000_000,
         0.05,
@@ -124,8 +106,41 @@ def test_a_rate_below_half_the_busy_rate_goes_back_to_the_short_window() -> None
         busy_within=1.0,
         busy_bytes=100,
     )
-    assert [b["sizes"] for b in batches] == [[100], [150], [1, 1]]
-    assert batches[2]["at"] - batches[1]["at"] < 0.5  # not another 1 s window
+    # the first step, after idling, is quiet; 120 bytes within the next 50 ms are busy
+    assert [b["sizes"] for b in batches] == [[1], [120], [1, 1]]
+    assert batches[1]["at"] - batches[0]["at"] < 0.5
+    assert batches[2]["at"] - batches[1]["at"] >= 0.9  # the 1 s window, not the 50 ms one
+
+
+def test_after_a_quiet_batch_the_next_window_is_the_short_one() -> None:
+    batches = _run(
+        [b"w", b"x" * 99, b"a", b"b"],
+        100,
+        1_000_000,
+        0.05,
+        {1: 0.0, 2: 0.0},
+        busy_within=1.0,
+        busy_bytes=100,
+    )
+    assert [b["sizes"] for b in batches] == [[1], [99], [1, 1]]
+    assert batches[2]["at"] - batches[1]["at"] < 0.5
+
+
+def test_a_rate_below_half_the_busy_rate_goes_back_to_the_short_window() -> None:
+    """The rate decides, not one list's size: 150 bytes over the 1 s busy window is far below
+    half of 100 bytes per 50 ms, so the window after it is the short one again."""
+    batches = _run(
+        [b"w", b"x" * 120, b"y" * 150, b"a", b"b"],
+        100,
+        1_000_000,
+        0.05,
+        {1: 0.0, 2: 0.0, 3: 0.0},
+        busy_within=1.0,
+        busy_bytes=100,
+    )
+    assert [b["sizes"] for b in batches] == [[1], [120], [150], [1, 1]]
+    assert batches[2]["at"] - batches[1]["at"] >= 0.9  # busy: the 1 s window
+    assert batches[3]["at"] - batches[2]["at"] < 0.5  # not another 1 s window
 
 
 def test_events_are_acked_only_after_the_body_returned_for_them() -> None:
