@@ -10,19 +10,18 @@ with new versions (the fault suite's kill -9 at 70 % saw one as a non-exact dupl
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from connectors.kafka_publish import publish
 from connectors.simulator import simulate
 from hub.pipeline.clients import consumer_config
 from hub.pipeline.lag import group_lag
 from tests.integration.pipeline_harness import hub_under_test
+from tests.integration.test_input_gaps import _topic_names, _until
 from tests.integration.test_worker_metrics import _scrape, _total
 from tests.unit.test_promtool import _free_port
 
@@ -57,10 +56,6 @@ def test_input_delivered_again_below_the_stored_offset_changes_no_output(
             assert _total(samples, "hub_input_replayed_messages_total", stage=stage) > 0, stage
 
 
-def _topic_names(broker: str) -> set[str]:
-    return set(AdminClient({"bootstrap.servers": broker}).list_topics(timeout=10).topics)
-
-
 def _lag(hub: Any, topics: list[str]) -> int:
     return sum(group_lag(hub.settings, hub.settings.app_id, topics).values())
 
@@ -76,10 +71,3 @@ def _commit_to_start(hub: Any, topics: list[str]) -> None:
         consumer.commit(offsets=starts, asynchronous=False)
     finally:
         consumer.close()
-
-
-def _until(condition: Any, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not within the time limit"
-        time.sleep(1.0)

@@ -107,19 +107,25 @@ def test_after_a_busy_cycle_the_next_waits_out_the_longer_busy_cycle(tmp_path: P
     assert consumer.waits == [pytest.approx(0.035, abs=1e-6)]  # the rest of the 40 ms
 
 
-def test_a_quiet_cycle_after_a_busy_one_goes_back_to_the_short_cycle(tmp_path: Path) -> None:
-    """At a low rate the short cycle keeps the inbound leg short (issue 17, p99 at 1,000/s)."""
+def _wait_after_a_busy_cycle(tmp_path: Path, later: float, ready: int) -> list[float]:
+    """A busy cycle, ``ready`` messages ``later`` seconds on, then one 5 ms after: the waits."""
     clock = Clock()
     stage = _stage(tmp_path, clock)
     consumer = FakeConsumer(clock, ready=BUSY_BATCH)
+    stage._next_batch(consumer)  # type: ignore[arg-type]  # busy
+    clock.now += later
+    consumer.ready = ready
     stage._next_batch(consumer)  # type: ignore[arg-type]
-    clock.now += 0.05
-    consumer.ready = BUSY_BATCH - 1
-    stage._next_batch(consumer)  # type: ignore[arg-type]  # quiet: the next one is short
     clock.now += 0.005
     consumer.ready = 1
     stage._next_batch(consumer)  # type: ignore[arg-type]
-    assert consumer.waits == [pytest.approx(0.015, abs=1e-6)]  # the rest of the 20 ms
+    return consumer.waits
+
+
+def test_a_quiet_cycle_after_a_busy_one_goes_back_to_the_short_cycle(tmp_path: Path) -> None:
+    """At a low rate the short cycle keeps the inbound leg short (issue 17, p99 at 1,000/s)."""
+    waits = _wait_after_a_busy_cycle(tmp_path, 0.05, BUSY_BATCH - 1)
+    assert waits == [pytest.approx(0.015, abs=1e-6)]  # the rest of the 20 ms
 
 
 def test_a_cycle_after_the_minimum_has_passed_does_not_wait(tmp_path: Path) -> None:
@@ -333,28 +339,10 @@ def test_a_moderate_rate_leaves_the_busy_cycle_even_when_a_cycle_holds_many_mess
 ) -> None:
     """The rate decides, not one cycle's count: 36 messages over 50 ms are 720 a second, below
     half the busy rate (32 per 20 ms: 1,600/s), so the next cycle is the short one."""
-    clock = Clock()
-    stage = _stage(tmp_path, clock)
-    consumer = FakeConsumer(clock, ready=BUSY_BATCH)
-    stage._next_batch(consumer)  # type: ignore[arg-type]  # busy
-    clock.now += 0.05
-    consumer.ready = 36
-    stage._next_batch(consumer)  # type: ignore[arg-type]  # 720/s: quiet again
-    clock.now += 0.005
-    consumer.ready = 1
-    stage._next_batch(consumer)  # type: ignore[arg-type]
-    assert consumer.waits == [pytest.approx(0.015, abs=1e-6)]  # the rest of the 20 ms
+    waits = _wait_after_a_busy_cycle(tmp_path, 0.05, 36)
+    assert waits == [pytest.approx(0.015, abs=1e-6)]  # the rest of the 20 ms
 
 
 def test_half_the_busy_rate_keeps_the_busy_cycle(tmp_path: Path) -> None:
-    clock = Clock()
-    stage = _stage(tmp_path, clock)
-    consumer = FakeConsumer(clock, ready=BUSY_BATCH)
-    stage._next_batch(consumer)  # type: ignore[arg-type]  # busy
-    clock.now += 0.041
-    consumer.ready = 40  # ~1,000/s: below the busy rate, above half of it
-    stage._next_batch(consumer)  # type: ignore[arg-type]
-    clock.now += 0.005
-    consumer.ready = 1
-    stage._next_batch(consumer)  # type: ignore[arg-type]
-    assert consumer.waits == [pytest.approx(0.035, abs=1e-6)]  # the rest of the 40 ms
+    waits = _wait_after_a_busy_cycle(tmp_path, 0.041, 40)  # ~1,000/s: above half the busy rate
+    assert waits == [pytest.approx(0.035, abs=1e-6)]  # the rest of the 40 ms

@@ -95,10 +95,11 @@ def test_messages_during_a_window_come_out_together_when_it_ends() -> None:
     assert batches[1]["at"] - batches[0]["at"] >= 0.9  # not before the window ended
 
 
-def test_after_a_busy_batch_the_next_window_is_the_busy_one() -> None:
-    """A high rate gets fewer, fuller steps; the worker's cost is mostly per step."""
-    batches = _run(
-        [b"w", b"x" * 120, b"a", b"b"],
+def _after_idle_then(second: bytes) -> list[dict]:
+    """One byte after idling, then ``second`` at once, then two more: a 50 ms window, or the
+    1 s busy one from 100 bytes per 50 ms."""
+    return _run(
+        [b"w", second, b"a", b"b"],
         100,
         1_000_000,
         0.05,
@@ -106,6 +107,11 @@ def test_after_a_busy_batch_the_next_window_is_the_busy_one() -> None:
         busy_within=1.0,
         busy_bytes=100,
     )
+
+
+def test_after_a_busy_batch_the_next_window_is_the_busy_one() -> None:
+    """A high rate gets fewer, fuller steps; the worker's cost is mostly per step."""
+    batches = _after_idle_then(b"x" * 120)
     # the first step, after idling, is quiet; 120 bytes within the next 50 ms are busy
     assert [b["sizes"] for b in batches] == [[1], [120], [1, 1]]
     assert batches[1]["at"] - batches[0]["at"] < 0.5
@@ -113,15 +119,7 @@ def test_after_a_busy_batch_the_next_window_is_the_busy_one() -> None:
 
 
 def test_after_a_quiet_batch_the_next_window_is_the_short_one() -> None:
-    batches = _run(
-        [b"w", b"x" * 99, b"a", b"b"],
-        100,
-        1_000_000,
-        0.05,
-        {1: 0.0, 2: 0.0},
-        busy_within=1.0,
-        busy_bytes=100,
-    )
+    batches = _after_idle_then(b"x" * 99)
     assert [b["sizes"] for b in batches] == [[1], [99], [1, 1]]
     assert batches[2]["at"] - batches[1]["at"] < 0.5
 
