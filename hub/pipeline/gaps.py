@@ -71,14 +71,24 @@ def missing_offsets(expected: int | None, offsets: list[int]) -> list[int]:
     return [o for o in range(expected, max(offsets)) if o not in present]
 
 
-def replays(messages: list[Message], read: Read) -> dict[int, int]:
-    """Per partition whose batch holds offsets below its stored next input offset: that offset.
+def stored_offsets(messages: list[Message], read: Read) -> dict[int, int | None]:
+    """Per partition of ``messages``, the next input offset its stored state expects (None:
+    it records none). One state read per partition; :func:`replays`, :meth:`GapFiller.find`
+    and :meth:`GapFiller.unknown_starts` all work from this."""
+    return {
+        partition: next_expected(read, partition) for partition in _offsets_by_partition(messages)
+    }
+
+
+def replays(messages: list[Message], stored: Mapping[int, int | None]) -> dict[int, int]:
+    """Per partition whose batch holds offsets below its ``stored`` next input offset: that
+    offset.
 
     Those messages are in the partition's state already (see the module doc).
     """
     found: dict[int, int] = {}
     for partition, seen in _offsets_by_partition(messages).items():
-        expected = next_expected(read, partition)
+        expected = stored.get(partition)
         if expected is not None and min(seen) < expected:
             found[partition] = expected
     return found
@@ -118,15 +128,15 @@ class GapFiller:
     def find(
         self,
         messages: list[Message],
-        read: Read,
+        stored: Mapping[int, int | None],
         first_offsets: Mapping[int, int] | None = None,
     ) -> dict[int, list[int]]:
-        """Per partition, the offsets the batch skipped (one state read per partition; a broker
-        request only for a partition with no state whose batch does not start at offset 0,
-        unless ``first_offsets`` has its first offset: see :meth:`unknown_starts`)."""
+        """Per partition, the offsets the batch skipped, from the :func:`stored_offsets` (a
+        broker request only for a partition with no state whose batch does not start at offset
+        0, unless ``first_offsets`` has its first offset: see :meth:`unknown_starts`)."""
         missing: dict[int, list[int]] = {}
         for partition, seen in _offsets_by_partition(messages).items():
-            expected = next_expected(read, partition)
+            expected = stored.get(partition)
             if expected is None and min(seen) > 0:
                 known = first_offsets.get(partition) if first_offsets else None
                 expected = known if known is not None else self.first_offset(partition)
@@ -135,14 +145,16 @@ class GapFiller:
                 missing[partition] = lost
         return missing
 
-    def unknown_starts(self, messages: list[Message], read: Read) -> list[int]:
+    def unknown_starts(
+        self, messages: list[Message], stored: Mapping[int, int | None]
+    ) -> list[int]:
         """The batch's partitions with no state whose batch does not start at offset 0: their
         expected input starts at the low watermark, which :meth:`first_offsets` asks the broker
         for (blocking: the worker runs it in a thread, not on its event loop)."""
         return [
             partition
             for partition, seen in _offsets_by_partition(messages).items()
-            if min(seen) > 0 and next_expected(read, partition) is None
+            if min(seen) > 0 and stored.get(partition) is None
         ]
 
     def confirm_replays(self, found: Mapping[int, int]) -> dict[int, int]:

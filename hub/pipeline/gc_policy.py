@@ -24,6 +24,8 @@ import gc
 import time
 from collections.abc import Callable
 
+from hub.pipeline import trace
+
 #: Seconds between full collections (the automatic ones are off).
 FULL_EVERY_S = 30.0
 #: A generation-2 threshold no process reaches (Python counts young collections against it).
@@ -38,7 +40,8 @@ def defer_full_collections() -> None:
 
 
 class FullCollections:
-    """A full collection at most every ``every_s`` seconds, when :meth:`maybe` is called."""
+    """A full collection at most every ``every_s`` seconds, when :meth:`maybe` is called (the
+    ingest child, between cycles), or at each :meth:`collect` (the worker, from a timer)."""
 
     def __init__(
         self, every_s: float = FULL_EVERY_S, clock: Callable[[], float] = time.monotonic
@@ -50,10 +53,16 @@ class FullCollections:
 
     def maybe(self) -> bool:
         """Collect all generations if the last full collection is ``every_s`` old; say so."""
-        now = self.clock()
-        if now - self._last < self.every_s:
+        if self.clock() - self._last < self.every_s:
             return False
+        self.collect()
+        return True
+
+    def collect(self) -> None:
+        """Collect all generations now (its duration is traced with ``HUB_TRACE_TIMINGS``)."""
+        began = time.perf_counter()
         gc.collect()
         self._last = self.clock()
         self.runs += 1
-        return True
+        if trace.TIMINGS:
+            trace.timings("gc-full", ms=(time.perf_counter() - began) * 1e3)

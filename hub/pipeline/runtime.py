@@ -41,6 +41,7 @@ from hub.pipeline.gaps import (
     next_input_writes,
     plain_consumer,
     replays,
+    stored_offsets,
     without_replays,
 )
 from hub.pipeline.ingest_process import IngestProcess
@@ -315,7 +316,8 @@ class HubRuntime:
         watermark (both rare: after a start, a crash or a move): asked in a thread, so a slow
         broker never holds the event loop (and every other stage) for its timeout.
         """
-        replayed = replays(messages, writer.get_many)
+        stored = stored_offsets(messages, writer.get_many)
+        replayed = replays(messages, stored)
         if replayed:
             confirmed = await asyncio.to_thread(gaps.confirm_replays, replayed)
             kept = without_replays(messages, confirmed)
@@ -331,9 +333,9 @@ class HubRuntime:
             messages = kept
             if not messages:
                 return messages
-        unknown = gaps.unknown_starts(messages, writer.get_many)
+        unknown = gaps.unknown_starts(messages, stored)
         firsts = await asyncio.to_thread(gaps.first_offsets, unknown) if unknown else None
-        missing = gaps.find(messages, writer.get_many, firsts)
+        missing = gaps.find(messages, stored, firsts)
         if not missing:
             return messages
         return await asyncio.to_thread(gaps.fill, messages, missing)

@@ -7,16 +7,15 @@ the signal; the ingest thread is stopped by its service's ``on_stop``).
 
 from __future__ import annotations
 
-import gc
 import logging
-import time
+from collections.abc import Awaitable, Callable
 
 import faust
 
 from hub import metrics
 from hub.logs import setup_logging
 from hub.pipeline import trace
-from hub.pipeline.gc_policy import FULL_EVERY_S, defer_full_collections
+from hub.pipeline.gc_policy import FULL_EVERY_S, FullCollections, defer_full_collections
 from hub.pipeline.prerestore import pre_restore
 from hub.pipeline.runtime import HubRuntime
 from hub.pipeline.topics import wait_for_topics
@@ -49,18 +48,21 @@ def run_worker(settings: Settings) -> None:
         if settings.pre_restore:
             _pre_restore(settings, runtime)
         defer_full_collections()  # and one every FULL_EVERY_S from a timer (hub.pipeline.gc_policy)
-        runtime.app.timer(FULL_EVERY_S)(_full_collection)
+        full = FullCollections()
+        runtime.app.timer(FULL_EVERY_S)(_as_timer(full.collect))
         worker.execute_from_commandline()
     finally:
         if server is not None:
             server.close()
 
 
-async def _full_collection() -> None:
-    began = time.perf_counter()
-    gc.collect()
-    if trace.TIMINGS:
-        trace.timings("gc-full", ms=(time.perf_counter() - began) * 1e3)
+def _as_timer(collect: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """A Faust timer's coroutine function around ``collect``."""
+
+    async def run() -> None:
+        collect()
+
+    return run
 
 
 def _pre_restore(settings: Settings, runtime: HubRuntime) -> None:

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from hub.contracts.codec import AvroCodec, ConfluentSchemaRegistry
-from hub.pipeline.clients import consumer_config
+from hub.pipeline.clients import admin_config, consumer_config
 from hub.pipeline.lag import group_lag, pipeline_lag
 from hub.pipeline.topics import Topics, delete_topics, ensure_topics
 from hub.settings import Settings
@@ -98,6 +99,18 @@ class HubUnderTest:
             stderr=subprocess.STDOUT,
         )
         self.processes.append(proc)
+        return proc
+
+    def start_first_worker(self, timeout: float = 60.0, **kwargs: Any) -> subprocess.Popen[bytes]:
+        """A worker on an empty prefix, once it has created the topics (``normalised`` exists):
+        what an operator's first start does, with no ``hub topics`` before it."""
+        proc = self.start_worker(**kwargs)
+        admin = AdminClient(admin_config(self.settings))
+        deadline = time.monotonic() + timeout
+        while self.topics.normalised not in admin.list_topics(timeout=10).topics:
+            assert proc.poll() is None, f"worker exited with {proc.returncode}: {self.logs()}"
+            assert time.monotonic() < deadline, f"no topics after {timeout:.0f}s: {self.logs()}"
+            time.sleep(0.5)
         return proc
 
     def stop_worker(self, proc: subprocess.Popen[bytes], kill: bool = False) -> None:

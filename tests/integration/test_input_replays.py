@@ -21,7 +21,6 @@ from connectors.simulator import simulate
 from hub.pipeline.clients import consumer_config
 from hub.pipeline.lag import group_lag
 from tests.integration.pipeline_harness import hub_under_test
-from tests.integration.test_input_gaps import _topic_names, _until
 from tests.integration.test_worker_metrics import _scrape, _total
 from tests.unit.test_promtool import _free_port
 
@@ -32,8 +31,7 @@ def test_input_delivered_again_below_the_stored_offset_changes_no_output(
 ) -> None:
     sim = list(simulate(addresses=60, events=3000, seed=11))
     with hub_under_test(broker, tmp_path, create_topics=False) as hub:
-        worker = hub.start_worker()  # on an empty prefix: the worker creates its topics
-        _until(lambda: hub.topics.normalised in _topic_names(broker), timeout=60)
+        worker = hub.start_first_worker()  # on an empty prefix: the worker creates its topics
         publish(sim, hub.settings)
         hub.wait_caught_up()
         hub.stop_worker(worker)

@@ -66,3 +66,18 @@ def test_cyclic_garbage_is_freed_by_the_timed_full_collection(restored_gc: None)
     now[0] = 1.0
     assert full.maybe()
     assert alive() is None
+
+
+def test_a_collection_from_the_timer_restarts_the_interval() -> None:
+    """The worker calls ``collect`` from a Faust timer; a ``maybe`` right after it waits."""
+    now = [0.0]
+    full = FullCollections(every_s=30.0, clock=lambda: now[0])
+    now[0] = 45.0
+    collections = gc.get_stats()[2]["collections"]
+    full.collect()
+    assert gc.get_stats()[2]["collections"] == collections + 1
+    assert full.runs == 1
+    now[0] = 60.0
+    assert not full.maybe()  # 15 s since the timer's collection
+    now[0] = 75.0
+    assert full.maybe()

@@ -14,6 +14,7 @@ from hub.pipeline.gaps import (
     missing_offsets,
     next_input_writes,
     replays,
+    stored_offsets,
     without_replays,
 )
 
@@ -90,12 +91,30 @@ def _stored(expected: int | None) -> Any:
     return read
 
 
+def _plan(batch: list[tuple[int, int, bytes]], expected: int | None) -> dict[int, int | None]:
+    """The stored offsets of ``batch``'s partitions when each expects ``expected``."""
+    return stored_offsets(batch, _stored(expected))
+
+
+def test_the_stored_offset_is_read_once_per_partition_of_a_batch() -> None:
+    reads: list[int] = []
+
+    def read(partition: int, keys: list[bytes]) -> list[bytes | None]:
+        assert keys == [NEXT_INPUT_KEY]
+        reads.append(partition)
+        return [b"12" if partition == 3 else None]
+
+    batch = [(3, 12, b"a"), (5, 0, b"b"), (3, 13, b"c"), (5, 1, b"d"), (3, 14, b"e")]
+    assert stored_offsets(batch, read) == {3: 12, 5: None}
+    assert sorted(reads) == [3, 5]
+
+
 def test_skipped_messages_are_read_and_put_before_the_batch_in_offset_order() -> None:
     log = {o: f"m{o}".encode() for o in range(40, 72)}
     filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log), timeout_s=2)
     batch = [(5, 65, b"m65"), (5, 66, b"m66")]
     before = metrics.INPUT_GAPS.labels("correlate")._value.get()
-    missing = filler.find(batch, _stored(44))
+    missing = filler.find(batch, _plan(batch, 44))
     assert missing == {5: list(range(44, 65))}
     out = filler.fill(batch, missing)
     assert [o for _p, o, _v in out] == list(range(44, 67))
@@ -106,8 +125,10 @@ def test_skipped_messages_are_read_and_put_before_the_batch_in_offset_order() ->
 
 def test_a_batch_without_a_gap_needs_no_read() -> None:
     filler = GapFiller("area", "hub.area-updates", lambda: pytest.fail("no read expected"))
-    assert filler.find([(1, 7, b"x"), (1, 8, b"y")], _stored(7)) == {}
-    assert filler.find([(1, 0, b"x"), (1, 1, b"y")], _stored(None)) == {}  # a fresh start
+    later = [(1, 7, b"x"), (1, 8, b"y")]
+    assert filler.find(later, _plan(later, 7)) == {}
+    fresh = [(1, 0, b"x"), (1, 1, b"y")]
+    assert filler.find(fresh, _plan(fresh, None)) == {}  # a fresh start
 
 
 def test_a_partition_with_no_state_expects_its_input_from_the_first_offset() -> None:
@@ -116,7 +137,7 @@ def test_a_partition_with_no_state_expects_its_input_from_the_first_offset() -> 
     log = {o: f"m{o}".encode() for o in range(0, 12)}
     filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log), timeout_s=2)
     batch = [(7, 8, b"m8"), (7, 9, b"m9")]
-    missing = filler.find(batch, _stored(None))
+    missing = filler.find(batch, _plan(batch, None))
     assert missing == {7: list(range(0, 8))}
     assert [o for _p, o, _v in filler.fill(batch, missing)] == list(range(0, 10))
 
@@ -128,9 +149,9 @@ def test_the_first_offsets_are_asked_apart_so_find_itself_needs_no_broker() -> N
     log = {o: f"m{o}".encode() for o in range(0, 12)}
     asking = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log), timeout_s=2)
     batch = [(7, 8, b"m8"), (7, 9, b"m9"), (3, 5, b"m5"), (2, 0, b"m0")]
-    stateless = _stored(None)
+    stateless = _plan(batch, None)
     assert asking.unknown_starts(batch, stateless) == [7, 3]  # partition 2 starts at 0
-    assert asking.unknown_starts(batch, _stored(5)) == []
+    assert asking.unknown_starts(batch, _plan(batch, 5)) == []
     firsts = asking.first_offsets([7, 3])
     assert firsts == {7: 0, 3: 0}
     no_broker = GapFiller("correlate", "hub.normalised", lambda: pytest.fail("a broker request"))
@@ -142,7 +163,8 @@ def test_the_first_offsets_are_asked_apart_so_find_itself_needs_no_broker() -> N
 def test_a_partition_with_no_state_and_older_input_deleted_starts_at_the_low_watermark() -> None:
     log = {o: b"m" for o in range(8, 12)}
     filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log, low=8), timeout_s=2)
-    assert filler.find([(7, 8, b"m"), (7, 9, b"m")], _stored(None)) == {}
+    batch = [(7, 8, b"m"), (7, 9, b"m")]
+    assert filler.find(batch, _plan(batch, None)) == {}
 
 
 def test_an_unreadable_skipped_message_fails_the_attempt_so_it_is_retried() -> None:
@@ -164,11 +186,11 @@ def test_skipped_messages_already_deleted_by_retention_are_left_out_with_an_erro
 
 def test_messages_below_the_stored_offset_are_replays_the_state_holds() -> None:
     batch = [(2, 108, b"a"), (2, 116, b"b"), (2, 117, b"c"), (2, 118, b"d")]
-    found = replays(batch, _stored(117))
+    found = replays(batch, _plan(batch, 117))
     assert found == {2: 117}
     assert without_replays(batch, found) == [(2, 117, b"c"), (2, 118, b"d")]
-    assert replays(batch, _stored(108)) == {}  # nothing below: nothing skipped
-    assert replays(batch, _stored(None)) == {}  # no state: nothing applied yet
+    assert replays(batch, _plan(batch, 108)) == {}  # nothing below: nothing skipped
+    assert replays(batch, _plan(batch, None)) == {}  # no state: nothing applied yet
 
 
 def test_replays_are_skipped_per_partition() -> None:
@@ -178,7 +200,7 @@ def test_replays_are_skipped_per_partition() -> None:
     def read(partition: int, keys: list[bytes]) -> list[bytes | None]:
         return [str(expected[partition]).encode()]
 
-    found = replays(batch, read)
+    found = replays(batch, stored_offsets(batch, read))
     assert found == {1: 7}
     assert without_replays(batch, found) == [(3, 40, b"b"), (1, 9, b"c"), (3, 41, b"d")]
 
@@ -196,7 +218,7 @@ def test_a_stored_offset_past_the_input_end_means_a_recreated_input_whose_messag
     log = {o: b"m" for o in range(0, 12)}  # recreated: ends at 12, the state expects 500
     filler = GapFiller("correlate", "hub.normalised", lambda: _Consumer(log), timeout_s=2)
     batch = [(4, 0, b"m"), (4, 1, b"m")]
-    found = replays(batch, _stored(500))
+    found = replays(batch, _plan(batch, 500))
     assert found == {4: 500}
     confirmed = filler.confirm_replays(found)
     assert confirmed == {}
