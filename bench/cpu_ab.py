@@ -5,7 +5,9 @@ tree at ``DIR`` (e.g. ``git archive main`` unpacked) alternately, each in a fres
 prints the median **process CPU time** (``time.process_time``) per inbound event of:
 
 - **ingest**: ``IngestStage.process`` over poll batches of 5,000 wire records of the bench
-  workload (fake producer: the records are kept, not sent), as in the ingest child;
+  workload (fake producer: the records are kept, not sent; before each poll the stage reads
+  its own register and building-case records back, as its state consumer does), as in the
+  ingest child;
 - **correlate**: ``CorrelateProcessor.process`` over the ``normalised`` messages the ingest run
   produced, up to 32 per call as the agent takes them, on an in-memory store, encoding with the
   worker's ``AvroCodec``, as in the Faust worker (without Faust, RocksDB and the producer).
@@ -103,6 +105,37 @@ class _Producer:
         return 0
 
 
+class StateMessage(WireMessage):
+    """A record of a followed state topic, as the ingest child's state consumer reads it."""
+
+    __slots__ = ("_topic",)
+
+    def __init__(self, topic: str, key: bytes | None, value: bytes, offset: int) -> None:
+        super().__init__(key, value, offset)
+        self._topic = topic
+
+    def topic(self) -> str:
+        return self._topic
+
+
+class _StateReader:
+    """Hands the stage back its own register and building-case records, as the child's state
+    consumer does (``IngestStage._follow_state`` runs before every poll)."""
+
+    def __init__(self, producer: _Producer, followed: tuple[str, ...]) -> None:
+        self.producer, self.followed = producer, followed
+        self.position = 0
+
+    def consume(self, num_messages: int = 1, timeout: float = 0) -> list[StateMessage]:
+        new = self.producer.records[self.position :]
+        self.position = len(self.producer.records)
+        return [
+            StateMessage(topic, key, value, i)
+            for i, (topic, key, value, _p, _h) in enumerate(new, self.position - len(new))
+            if topic in self.followed and value is not None
+        ]
+
+
 class NoMetrics:
     """The ingest child forwards batch-level metric calls; their cost is not the stage's."""
 
@@ -174,13 +207,17 @@ def run_one(events: int, batch: int = POLL_BATCH, step_events: int = 20) -> dict
             metrics_sink=NoMetrics(),
             checkpoint=ReleaseCheckpoint(None),
         )
+        followed = (stage.topics.address_register, stage.topics.building_cases)
+        reader = _StateReader(producer, followed)
         ends: list[int] = []  # len(producer.records) after each poll
         gc.collect()
         t0 = time.process_time()
         for start in range(0, len(messages), batch):
+            stage._follow_state(reader)  # type: ignore[arg-type]
             stage.process(messages[start : start + batch])  # type: ignore[arg-type]
             stage.persist()
             ends.append(len(producer.records))
+        stage._follow_state(reader)  # type: ignore[arg-type]
         ingest_s = time.process_time() - t0
     polls = [
         [

@@ -76,6 +76,7 @@ from hub.engine.engine import gc_paused
 from hub.pipeline import trace
 from hub.pipeline.batches import MAX_BATCH_BYTES, encode_batches, group_by_partition
 from hub.pipeline.clients import consumer_config
+from hub.pipeline.echoes import Echoes
 from hub.pipeline.gc_policy import FullCollections, defer_full_collections
 from hub.pipeline.state import DeliveryFailed
 from hub.pipeline.stuck import StuckProducerGuard, purge_stuck
@@ -98,6 +99,7 @@ class IngestStats:
     released: int = 0
     normalised: int = 0
     batches: int = 0
+    echoes: int = 0  # own state records read back and not applied again (hub.pipeline.echoes)
 
 
 @retry(
@@ -318,6 +320,7 @@ class IngestStage:
         self._errors: list[str] = []
         # state records of the current batch, produced only after its outputs are durable
         self._state: list[tuple[str, bytes, bytes | None]] = []
+        self._echoes = Echoes()  # own register/building-case records until read back
         self._unflushed = False  # outputs produced since the last persist
         self._guard = guard  # tells a stuck producer from an absent broker (hub.pipeline.stuck)
         self._checkpoint = (
@@ -630,12 +633,16 @@ class IngestStage:
 
     def _apply_state_message(self, msg: Message, emit: bool) -> list[NormalisedEvent]:
         value = msg.value()
-        if msg.topic() == self.topics.address_register:
+        topic = msg.topic() or ""
+        if topic == self.topics.address_register:
             self._seen_register = max(self._seen_register, msg.offset() or 0)
         if value is None:
             return []
+        if self._echoes.skip(topic, msg.key() or b"", value):
+            self.stats.echoes += 1
+            return []
         try:
-            if msg.topic() == self.topics.building_cases:
+            if topic == self.topics.building_cases:
                 self.ingestor.remember([NormalisedEvent(**orjson.loads(value))])
                 return []
             result = self.ingestor.apply_fact(orjson.loads(value))
@@ -852,8 +859,11 @@ class IngestStage:
         self._unflushed = False
         if self._state:
             records, self._state = self._state, []
+            followed = (self.topics.address_register, self.topics.building_cases)
             for topic, key, value in records:
                 self.producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
+                if value is not None and topic in followed:
+                    self._echoes.produced(topic, key, value)
             self._flush()
         self._checkpoint.advance(self.topics.address_register, seen)
 
