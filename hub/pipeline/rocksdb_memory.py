@@ -8,6 +8,17 @@ at 1M). Here every database of the worker shares one LRU block cache, and their 
 charged to that same cache through one write buffer manager, so RocksDB's memory is bounded by
 :data:`CACHE_BYTES` (plus the small table readers) whatever the partitions and the addresses.
 What is stored and read is unchanged: only caching and flush timing differ.
+
+The databases are also written without a write-ahead log, as Kafka Streams writes its state
+stores: the changelog topic is the durable copy, and a partition's changelog offset is stored in
+the same write batches as its values. A kill -9 loses what was still in the memtables, values
+and offset together, so the database falls back to an older but consistent state and Faust's
+recovery replays the changelog from that offset (:mod:`hub.pipeline.state`: RocksDB never holds
+state the changelog lacks). Every write of a database goes without the log, Faust's own
+(recovery, standbys) too: mixing would let a logged write survive a crash that lost an earlier
+unlogged one. A clean close flushes the memtables. Measured (issue 17): a step's write batch
+costs about 40 % less CPU without the log (15 → 7 µs for 8 keys, 785 → 468 µs for 600); the
+worker's writes were 5-8 % of its event loop.
 """
 
 from __future__ import annotations
@@ -32,6 +43,13 @@ class SharedMemoryOptions(RocksDBOptions):
         self.shared_cache = _shared()[0]
         self.write_buffer_manager = _shared()[1]
 
+    def open(self, path: Any, *, read_only: bool = False) -> Any:
+        """Faust's open, then every write of the database without the write-ahead log."""
+        db = super().open(path, read_only=read_only)
+        if self.use_rocksdict:
+            db.set_write_options(unlogged_writes())
+        return db
+
     def as_options(self) -> Any:
         if not self.use_rocksdict:  # python-rocksdb: Faust's own per-database options
             return super().as_options()
@@ -51,6 +69,14 @@ class SharedMemoryOptions(RocksDBOptions):
 
 
 _SHARED: tuple[Any, Any] | None = None
+
+
+def unlogged_writes() -> Any:
+    """Write options without the write-ahead log (see the module doc)."""
+    options = rocksdict.WriteOptions()
+    # a property at runtime (rocksdict 0.3); its type stub declares a method
+    options.disable_wal = True  # type: ignore[method-assign,assignment]
+    return options
 
 
 def _shared() -> tuple[Any, Any]:
