@@ -203,6 +203,7 @@ def run(
         )
         result["naive_faust"] = naive
         step(f"naive Faust: {naive['events_per_s']:,} events/s")
+        _drop_phase_topics(base.broker, naive_topic, f"bench-{run_id}-naive")
 
         quix_out = f"bench.{run_id}.quix-out"
         create_topic(base.broker, quix_out, hub.partitions)
@@ -211,6 +212,8 @@ def run(
         )
         result["quixstreams"] = quix
         step(f"Quix Streams peer: {quix['events_per_s']:,} events/s" if quix else QUIX_MISSING)
+        internal = (f"repartition__bench-{run_id}-quix", f"changelog__bench-{run_id}-quix")
+        _drop_phase_topics(base.broker, quix_out, *internal)
 
         worker = hub.start_worker("hub-data0")
         profile_raw = RESULTS / "profile.txt" if profile else None
@@ -273,6 +276,13 @@ def run(
     result["targets"] = targets(result)
     result["wall_s"] = round(time.monotonic() - began, 1)
     return result
+
+
+def _drop_phase_topics(broker: str, *prefixes: str) -> None:
+    """A peer's topics once its phase is over: the hub's phases then run on a broker that holds
+    only their own data, as the peers' phases did (no leftover partitions, changelogs or
+    repartition copies of the workload beside them)."""
+    delete_topics(broker, prefixes)
 
 
 def _hub_and_latency(
