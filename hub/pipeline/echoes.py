@@ -3,8 +3,9 @@
 Every ingest child follows the global state topics (address register, building cases) to learn
 what the other children learned, and so reads its own records back as well. Its memory took
 each of them in when it produced it, so applying one again changes nothing, yet costs a JSON
-decode, a validation and a lookup: at the bench's full size (250k addresses) about 5 % of the
-child's CPU during a backfill, and the child is the stage that bounds the throughput (issue 17).
+decode, a validation and a lookup: at the bench's full size (250k addresses) about 5-7 % of the
+child's CPU during a backfill, where the child and the Faust process share the two cores, so
+every microsecond either saves is throughput (issue 17).
 
 An own record read back (an *echo*) is skipped when no record from elsewhere about the same key
 was read since the child produced it: then nothing can have come between, and the memory holds

@@ -8,7 +8,6 @@ the signal; the ingest thread is stopped by its service's ``on_stop``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import faust
 
@@ -49,20 +48,15 @@ def run_worker(settings: Settings) -> None:
             _pre_restore(settings, runtime)
         defer_full_collections()  # and one every FULL_EVERY_S from a timer (hub.pipeline.gc_policy)
         full = FullCollections()
-        runtime.app.timer(FULL_EVERY_S)(_as_timer(full.collect))
+
+        @runtime.app.timer(FULL_EVERY_S)
+        async def _full_collection() -> None:
+            full.collect()
+
         worker.execute_from_commandline()
     finally:
         if server is not None:
             server.close()
-
-
-def _as_timer(collect: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    """A Faust timer's coroutine function around ``collect``."""
-
-    async def run() -> None:
-        collect()
-
-    return run
 
 
 def _pre_restore(settings: Settings, runtime: HubRuntime) -> None:
