@@ -6,7 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
-from hub.pipeline.faust_fetch import FETCH_MAX_WAIT_MS
+from hub.pipeline.faust_consumer import FETCH_MAX_WAIT_MS
 from hub.pipeline.topics import Topics
 from hub.pipeline.topology import build_topology
 from hub.settings import Settings

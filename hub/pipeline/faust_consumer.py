@@ -101,7 +101,7 @@ class _Consumer(faust_aiokafka.Consumer):
         return _InLoopConsumer(self, loop=self.loop, beacon=self.beacon)
 
 
-def use_short_fetch_wait(app: faust.App) -> None:
+def use_hub_consumer(app: faust.App) -> None:
     """Make ``app``'s (not yet created) consumer run on its loop with :data:`FETCH_MAX_WAIT_MS`."""
     transport: Any = app.transport
     transport.Consumer = _Consumer
