@@ -7,7 +7,8 @@ worker (each record also measured from the event that made it possible: ``bench.
 its peak RSS → recovery of a fresh worker with a wiped data dir → (full run only) the memory row:
 a worker over 1M addresses on its own prefix (bench.memory) → the pure engine in-process.
 Each contender runs alone (the machine has 2 cores), and only ratios from the same run count.
-Topics, consumer groups and data dirs of the run are removed at the end (``--keep`` keeps them).
+Topics, consumer groups and data dirs of the run are removed at the end (``--keep`` keeps them;
+a run warns when earlier runs' topics are on the broker, ``--drop-leftovers`` deletes them).
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from rich.table import Table
 from bench import profile as pyspy
 from bench.enabling import Enablers, cached_enabling_events
 from bench.engine import measure_engine
-from bench.harness import BenchHub, Worker, delete_groups, delete_topics
+from bench.harness import (
+    RUN_TOPIC_PREFIXES,
+    BenchHub,
+    Worker,
+    delete_groups,
+    delete_topics,
+    leftover_topics,
+)
 from bench.latency import measure_latency
 from bench.memory import render_row as render_memory_row
 from bench.memory import run_memory_row
@@ -129,6 +137,7 @@ def run(
     sizes: Sizes, seed: int, profile: bool, keep: bool, console: Console, only_latency: bool = False
 ) -> dict[str, Any]:
     base = Settings()
+    _warn_of_leftovers(base.broker, console)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
     root = PROJECT_ROOT / ".local" / "bench" / run_id
     root.mkdir(parents=True, exist_ok=True)
@@ -276,6 +285,22 @@ def run(
     result["targets"] = targets(result)
     result["wall_s"] = round(time.monotonic() - began, 1)
     return result
+
+
+def _warn_of_leftovers(broker: str, console: Console) -> None:
+    leftovers = leftover_topics(broker)
+    if leftovers:
+        console.print(
+            f"[yellow]warning: {len(leftovers)} topic(s) of earlier bench runs are on the broker "
+            "and slow it down; `python -m bench.run --drop-leftovers` deletes them[/yellow]"
+        )
+
+
+def drop_leftovers(broker: str) -> int:
+    """Delete every earlier run's topics and consumer groups; returns how many topics."""
+    dropped = delete_topics(broker, RUN_TOPIC_PREFIXES)
+    delete_groups(broker, ("bench-", "benchrec-"))
+    return len(dropped)
 
 
 def _drop_phase_topics(broker: str, *prefixes: str) -> None:
@@ -545,6 +570,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the hub's throughput run")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--keep", action="store_true", help="keep topics and data dirs")
+    parser.add_argument(
+        "--drop-leftovers",
+        action="store_true",
+        help="only delete the topics and groups earlier (--keep or killed) runs left, then exit",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument(
         "--timeout", type=float, help="seconds per phase (default: 240 quick, 900 full)"
@@ -562,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # make/CI: do not wrap the table at 80 columns
         console = Console(width=160)
+    if args.drop_leftovers:
+        console.print(f"deleted {drop_leftovers(Settings().broker)} topic(s) of earlier runs")
+        return 0
     sizes = QUICK if args.quick else FULL
     if args.timeout:  # a busy shared machine needs more than the default
         sizes = replace(sizes, timeout_s=args.timeout)
