@@ -60,13 +60,17 @@ class ClusterBroker:
     def open(self) -> None:
         """Lock, then start a fresh cluster (empty data dirs, new cluster id)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self._lock = (self.home / "suite.lock").open("w")
+        lock = (self.home / "suite.lock").open("w")
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
+            lock.close()
             raise ClusterBrokerError(
                 f"another cluster run holds {self.home / 'suite.lock'}"
             ) from exc
+        # only now: close() stops the nodes when we hold the lock, and a run refused here
+        # stopped the running suite's cluster (its test then waited on a dead cluster)
+        self._lock = lock
         cluster = self.cluster
         cluster.reset()  # stops only nodes whose pid files are in our home and run kafka.Kafka
         for node in cluster.nodes:
