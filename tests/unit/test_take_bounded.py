@@ -146,34 +146,3 @@ def test_events_are_acked_only_after_the_body_returned_for_them() -> None:
     assert len(batches) == 2
     assert not any(b["acked_in_body"][i] for b in batches for i in range(2))
     assert batches[1]["earlier_acked"]  # the first batch's events, once its body returned
-
-
-def test_a_batch_whose_step_is_cancelled_by_a_stop_is_never_acked() -> None:
-    """A worker stopped mid-step: the step's events must stay uncommitted for the next owner."""
-    app = faust.App(f"t-take-{next(_apps)}", store="memory://")
-    topic = app.topic("in", value_serializer="raw")
-    taken: list[faust.types.EventT] = []
-    finished: list[faust.types.EventT] = []
-
-    @app.agent(topic)
-    async def agent(stream: faust.StreamT) -> None:
-        async for batch in take_bounded(stream, 2, 1_000_000, 0.01):
-            taken.extend(batch)
-            if len(taken) > 2:
-                await asyncio.sleep(60)  # still in this step when the worker stops
-            finished.extend(batch)
-
-    async def go() -> None:
-        async with agent.test_context() as ctx:
-            for value in [b"a", b"b", b"c", b"d"]:
-                await ctx.put(value)
-            for _ in range(1000):
-                if len(taken) == 4:
-                    break
-                await asyncio.sleep(0.01)
-        # leaving the context stops the agent: the sleeping step is cancelled
-
-    asyncio.run(go())
-    assert len(finished) == 2 and len(taken) == 4
-    assert all(e.message.acked for e in finished)  # the step that returned
-    assert not any(e.message.acked for e in taken[2:])  # the cancelled one
