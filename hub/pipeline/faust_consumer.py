@@ -7,9 +7,9 @@ both threads contend for the GIL. At 1,000 events/s the consumer thread alone us
 much of it in ``call_soon_threadsafe``/``_write_to_self`` and waiting for the GIL, for a worker
 whose steps needed 0.4 (issue 17). Here the same class runs as a plain service on the app's
 loop: ``call_thread`` awaits the method directly, nothing else changes (the aiokafka consumer,
-its coordinator and heartbeats, Faust's rebalance callbacks, acks and commits). The worker's
-steps are short (a few ms; a backfill step ~100 ms), far below the session timeout that a
-heartbeat waiting behind them would have to meet.
+its coordinator and heartbeats, Faust's rebalance callbacks, acks and commits). A step holds
+the loop for a few ms at a steady rate and for at most a few tenths of a second in a backfill
+(2 MiB of messages), far below the 10 s session timeout a heartbeat behind it has to meet.
 
 **A short fetch wait.** faust-streaming's driver builds its consumer with
 ``fetch_max_wait_ms=1500`` (not a setting). aiokafka keeps one fetch request in flight per

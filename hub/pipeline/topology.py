@@ -111,8 +111,8 @@ def build_app(settings: Settings) -> HubApp:
         # a worker that died without leaving is noticed after 10 s (Faust default: 60 s), as
         # the ingest group's child (INGEST_SESSION): with 30 s a kill -9 of a worker left its
         # partitions unserved for 31 s (fault suite). aiokafka heartbeats from a task on the
-        # worker's loop (hub.pipeline.faust_consumer): a step holds the loop for ms (a backfill
-        # step ~0.1 s), far below this; the broker's minimum is 6 s.
+        # worker's loop (hub.pipeline.faust_consumer): a step holds the loop for ms (in a backfill
+        # at most a few tenths of a second), far below this; the broker's minimum is 6 s.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         # also the changelog batch size during recovery: small values made recovery slow
