@@ -15,7 +15,7 @@ import faust
 
 from hub.agents import area as area_agent
 from hub.agents import correlate as correlate_agent
-from hub.pipeline.faust_consumer import use_hub_consumer
+from hub.pipeline.faust_fetch import use_short_fetch_wait
 from hub.pipeline.rocksdb_memory import share_memory
 from hub.pipeline.topics import (
     AREA_TABLE,
@@ -110,9 +110,8 @@ def build_app(settings: Settings) -> HubApp:
         broker_commit_interval=1.0,
         # a worker that died without leaving is noticed after 10 s (Faust default: 60 s), as
         # the ingest group's child (INGEST_SESSION): with 30 s a kill -9 of a worker left its
-        # partitions unserved for 31 s (fault suite). aiokafka heartbeats from a task on the
-        # worker's loop (hub.pipeline.faust_consumer): a step holds the loop for ms (in a backfill
-        # at most a few tenths of a second), far below this; the broker's minimum is 6 s.
+        # partitions unserved for 31 s (fault suite). aiokafka heartbeats from Faust's consumer
+        # thread, so a long step does not miss one; the broker's minimum is 6 s.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         # also the changelog batch size during recovery: small values made recovery slow
@@ -132,7 +131,7 @@ def build_app(settings: Settings) -> HubApp:
 def build_topology(settings: Settings, topics: Topics, correlate: Step, area: Step) -> Topology:
     """The app with its two tables and the two agents wired to their steps."""
     app = build_app(settings)
-    use_hub_consumer(app)  # on the app loop, no 1.5 s fetch stalls (hub.pipeline.faust_consumer)
+    use_short_fetch_wait(app)  # no 1.5 s fetch stalls (hub.pipeline.faust_fetch)
     table: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
