@@ -232,9 +232,8 @@ RUN_TOPIC_PREFIXES = (
 def leftover_topics(broker: str) -> list[str]:
     """Topics of earlier bench runs still on the broker (``--keep`` runs, or a killed run).
 
-    They are not idle for the broker: hundreds of them (their partitions and logs) slowed every
-    later run on the 2-core machine (issue 17: 304 leftover topics, 15.2-15.9k against
-    16.4-17.5k events/s after deleting them).
+    They are not idle for the broker, which shares the 2 cores with the contenders: issue 17
+    found 304 of them on the local broker, and every run measured beside them slower.
     """
     admin = AdminClient({"bootstrap.servers": broker})
     names = admin.list_topics(timeout=10).topics
