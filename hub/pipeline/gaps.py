@@ -99,6 +99,24 @@ def without_replays(messages: list[Message], expected: Mapping[int, int]) -> lis
     return [m for m in messages if m[1] >= expected.get(m[0], -1)]
 
 
+def in_offset_order(messages: list[Message]) -> list[Message]:
+    """``messages`` with each (partition, offset) once, in offset order per partition.
+
+    A batch can carry a message twice: the queue kept across the end of a rebalance's recovery
+    (:mod:`hub.pipeline.faust_flow`) and the seek to the committed offset both deliver it. As it
+    arrives the batch is already in order without repeats, and it is returned unchanged.
+    """
+    last: dict[int, int] = {}
+    for partition, offset, _value in messages:
+        if offset <= last.get(partition, -1):
+            break
+        last[partition] = offset
+    else:
+        return messages
+    unique = {(m[0], m[1]): m for m in reversed(messages)}  # the first copy of each
+    return sorted(unique.values(), key=lambda m: (m[0], m[1]))
+
+
 def next_input_writes(messages: list[Message]) -> dict[int, bytes]:
     """Per partition, the value of :data:`NEXT_INPUT_KEY` after ``messages``: highest + 1."""
     highest: dict[int, int] = {}

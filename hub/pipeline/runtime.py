@@ -37,6 +37,7 @@ from hub.pipeline.gaps import (
     NEXT_INPUT_KEY,
     GapFiller,
     Message,
+    in_offset_order,
     next_expected,
     next_input_writes,
     plain_consumer,
@@ -316,6 +317,7 @@ class HubRuntime:
         watermark (both rare: after a start, a crash or a move): asked in a thread, so a slow
         broker never holds the event loop (and every other stage) for its timeout.
         """
+        messages = in_offset_order(messages)
         stored = stored_offsets(messages, writer.get_many)
         replayed = replays(messages, stored)
         if replayed:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from mode.utils.objects import cached_property
 
 from hub.agents import area as area_agent
 from hub.agents import correlate as correlate_agent
 from hub.pipeline.faust_fetch import use_short_fetch_wait
+from hub.pipeline.faust_flow import ResumeKeepsQueues
 from hub.pipeline.rocksdb_memory import share_memory
 from hub.pipeline.topics import (
     AREA_TABLE,
@@ -63,6 +65,11 @@ class HubApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_streams_drained: list[Callable[[], Awaitable[None]]] = []
+
+    @cached_property
+    def flow_control(self) -> ResumeKeepsQueues:
+        """Resuming the flow keeps the queued records (:mod:`hub.pipeline.faust_flow`)."""
+        return ResumeKeepsQueues(loop=self.loop)
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
         await super()._consumer_wait_empty(consumer, logger)

@@ -117,6 +117,21 @@ def no_worker_exit(run: ClusterRun) -> None:
     run.checks.append(("no worker exited by itself", not run.report.exits))
 
 
+def tables_match_changelogs(run: ClusterRun) -> None:
+    """After the workers stopped: every table partition that is at its changelog's end, active
+    or standby, in every data dir, holds what the changelog holds."""
+    no_worker_exit(run)
+    compared, problems = run.tables_against_changelogs()
+    run.phase(f"{compared} table partition(s) at their changelog's end compared with it")
+    run.report.notes.extend(problems[:5])
+    run.checks.append(
+        (
+            "every local table partition at its changelog's end equals it",
+            compared > 0 and not problems,
+        )
+    )
+
+
 # ------------------------------------------------------------------------------- scenarios
 
 
@@ -291,6 +306,6 @@ def test_rolling_restart_of_workers(
         workers=2,
         rate=600.0,
         worker_env={"HUB_STANDBY_REPLICAS": "1"},
-        checks=no_worker_exit,
+        checks=tables_match_changelogs,
     )
     assert_passed(report)

@@ -83,7 +83,8 @@ class HubUnderTest:
             "HUB_PARTITIONS": str(s.partitions),
             "HUB_DATA_DIR": str(self.root / f"data{index}"),
             "HUB_METRICS_PORT": "0",
-            "HUB_LOG_LEVEL": "WARNING",
+            # HUB_TEST_WORKER_LOG_LEVEL=INFO: Faust's rebalance and recovery lines (tracing)
+            "HUB_LOG_LEVEL": os.environ.get("HUB_TEST_WORKER_LOG_LEVEL", "WARNING"),
             **({"HUB_SCHEMA_REGISTRY_URL": self.registry_url} if self.registry_url else {}),
             **{f"HUB_{k.upper()}": str(v) for k, v in self.security.items()},
         }

@@ -11,6 +11,7 @@ from hub.pipeline.gaps import (
     NEXT_INPUT_KEY,
     GapFetchFailed,
     GapFiller,
+    in_offset_order,
     missing_offsets,
     next_input_writes,
     replays,
@@ -234,3 +235,22 @@ def test_an_unknown_input_end_fails_the_attempt_so_it_is_retried() -> None:
     filler = GapFiller("area", "hub.area-updates", lambda: _Away({0: b"m"}), timeout_s=0.3)
     with pytest.raises(GapFetchFailed, match="end unknown"):
         filler.confirm_replays({0: 5})
+
+
+def test_a_batch_in_offset_order_without_repeats_is_returned_as_it_is() -> None:
+    batch = [(5, 10, b"a"), (2, 3, b"b"), (5, 11, b"c")]
+    assert in_offset_order(batch) is batch
+
+
+def test_a_message_delivered_twice_in_a_batch_is_kept_once_in_offset_order() -> None:
+    """The queue kept across a recovery's end and the seek to the committed offset both
+    deliver offsets 43-44 (hub.pipeline.faust_flow)."""
+    batch = [
+        (2, 43, b"a"),
+        (2, 44, b"b"),
+        (7, 9, b"x"),
+        (2, 43, b"a"),
+        (2, 44, b"b"),
+        (2, 45, b"c"),
+    ]
+    assert in_offset_order(batch) == [(2, 43, b"a"), (2, 44, b"b"), (2, 45, b"c"), (7, 9, b"x")]
