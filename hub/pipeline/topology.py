@@ -17,7 +17,7 @@ from mode.utils.objects import cached_property
 from hub.agents import area as area_agent
 from hub.agents import correlate as correlate_agent
 from hub.pipeline.faust_fetch import use_short_fetch_wait
-from hub.pipeline.faust_flow import ResumeKeepsQueues
+from hub.pipeline.faust_flow import ResumeKeepsQueues, keep_queued_at_recovery_end
 from hub.pipeline.rocksdb_memory import share_memory
 from hub.pipeline.topics import (
     AREA_TABLE,
@@ -68,7 +68,7 @@ class HubApp(faust.App):
 
     @cached_property
     def flow_control(self) -> ResumeKeepsQueues:
-        """Resuming the flow keeps the queued records (:mod:`hub.pipeline.faust_flow`)."""
+        """Flow control that can resume keeping the queues (:mod:`hub.pipeline.faust_flow`)."""
         return ResumeKeepsQueues(loop=self.loop)
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
@@ -139,6 +139,7 @@ def build_topology(settings: Settings, topics: Topics, correlate: Step, area: St
     """The app with its two tables and the two agents wired to their steps."""
     app = build_app(settings)
     use_short_fetch_wait(app)  # no 1.5 s fetch stalls (hub.pipeline.faust_fetch)
+    keep_queued_at_recovery_end(app)  # no records lost there (hub.pipeline.faust_flow)
     table: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,

@@ -291,13 +291,16 @@ class ClusterRun(FaultRun):
         offset_key = b"__faust\0offset__"
         compared = 0
         problems: list[str] = []
+        evidence: list[str] = []  # table-evidence.txt: which changelog record each stored value is
         app = self.hub.settings.app_id
         for table in (DOSSIER_TABLE, AREA_TABLE):
             latest: dict[int, dict[bytes, bytes | None]] = {}
+            history: dict[tuple[int, bytes], list[tuple[int, bytes | None]]] = {}
             last: dict[int, int] = {}
             for p, offset, key, value in self.read_positioned(f"{app}-{table}-changelog"):
                 if key is not None:
                     latest.setdefault(p, {})[key] = value
+                    history.setdefault((p, key), []).append((offset, value))
                 last[p] = offset
             for data in sorted(self.hub.root.glob("data*")):
                 for p, end in sorted(last.items()):
@@ -322,6 +325,11 @@ class ClusterRun(FaultRun):
                             f"{data.name} {table}-{p} at changelog offset {end}: "
                             f"{len(wrong)} of {len(want)} key(s) differ from the changelog"
                         )
+                        evidence.extend(
+                            _table_evidence(data.name, table, p, wrong, stored, history)
+                        )
+        if evidence:
+            (self.hub.root / "table-evidence.txt").write_text("\n".join(evidence) + "\n")
         return compared, problems
 
     def acked(self) -> int:
@@ -335,3 +343,25 @@ class ClusterRun(FaultRun):
                     if needle in line:
                         out.append(f"{path.name}: {line[:300]}")
         return out[:limit]
+
+
+def _table_evidence(
+    data: str,
+    table: str,
+    partition: int,
+    keys: list[bytes],
+    stored: dict[Any, Any],
+    history: dict[tuple[int, bytes], list[tuple[int, bytes | None]]],
+) -> list[str]:
+    """Per differing key: the changelog offsets whose value the stored one equals, and the
+    key's changelog offsets (a stale copy names an older record; a hole, the records skipped)."""
+    lines = []
+    for key in sorted(keys):
+        records = history.get((partition, key), [])
+        value = stored.get(key)
+        same = [o for o, v in records if v == value] if value is not None else []
+        lines.append(
+            f"{data} {table}-{partition} key={key!r} stored={'none' if value is None else same} "
+            f"changelog={[o for o, _v in records]}"
+        )
+    return lines

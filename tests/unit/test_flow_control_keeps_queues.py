@@ -1,6 +1,7 @@
 """The end of a rebalance's recovery keeps what the fetcher queued meanwhile
 (:mod:`hub.pipeline.faust_flow`): standby changelog records and input messages. Faust's own flow
-control cleared both, which left holes in standby tables and stopped commits."""
+control cleared both, which left holes in standby tables and stopped commits. Every other
+resume still clears (records fetched before a seek must not be applied after it)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from unittest import mock
 
 from faust.types import TP
 
-from hub.pipeline.faust_flow import ResumeKeepsQueues
+from hub.pipeline.faust_flow import KeepQueuedAtRecoveryEnd, ResumeKeepsQueues
 from hub.pipeline.topics import Topics
 from hub.pipeline.topology import HubApp, build_topology
 from hub.settings import Settings
@@ -47,6 +48,7 @@ def test_the_end_of_recovery_keeps_queued_standby_records_and_input_messages() -
         fetcher = mock.MagicMock()
         fetcher.maybe_start = mock.AsyncMock()
         recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+        assert isinstance(recovery, KeepQueuedAtRecoveryEnd)
         with mock.patch.object(type(app), "_fetcher", fetcher):
             await recovery.on_recovery_completed(app.consumer_generation_id)
         consumer.perform_seek.assert_awaited()  # the path that cleared the queues ran
@@ -68,3 +70,17 @@ def test_a_rebalance_still_clears_the_queues() -> None:
         return changelog.qsize(), stream.qsize()
 
     assert asyncio.run(go()) == (0, 0)
+
+
+def test_any_other_resume_still_clears_the_queues() -> None:
+    """As in Faust: a recovery's resumes after its seeks drop records fetched before them."""
+
+    async def go() -> tuple[int, int, bool]:
+        app, topics = _app()
+        changelog, stream = _queues(app, topics)
+        app.flow_control.suspend()
+        app.flow_control.resume()
+        flow: Any = app.flow_control
+        return changelog.qsize(), stream.qsize(), flow.keep_queued
+
+    assert asyncio.run(go()) == (0, 0, False)
