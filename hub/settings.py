@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     # replicated cluster 2 with RF 3: an acks=all write survives the loss of any one broker,
     # and the cluster refuses writes (producers retry) rather than accept them on one copy.
     min_insync_replicas: int | None = Field(default=None, ge=1)
-    # Faust standby replicas of the tables (warm copies on other workers; faster failover)
+    # Faust standby replicas of the tables (warm copies on other workers; faster failover).
+    # Keep 0: faust-streaming's standby copies can miss changelog records (stop 38)
     standby_replicas: int = Field(default=0, ge=0)
     # a starting worker reads the tables' changelogs into RocksDB in bulk before Faust's own
     # (per-message) recovery, which then has ~nothing left (hub.pipeline.prerestore)

@@ -16,6 +16,7 @@ from mode.utils.objects import cached_property
 
 from hub.agents import area as area_agent
 from hub.agents import correlate as correlate_agent
+from hub.pipeline import trace
 from hub.pipeline.faust_fetch import use_short_fetch_wait
 from hub.pipeline.faust_flow import ResumeKeepsQueues, keep_queued_at_recovery_end
 from hub.pipeline.rocksdb_memory import share_memory
@@ -153,6 +154,7 @@ def build_topology(settings: Settings, topics: Topics, correlate: Step, area: St
     areas = app.Table(AREA_TABLE, **table)
     for t in (dossiers, areas):  # one cache and memtable budget for all partitions (issue 17)
         share_memory(t)
+        trace.watch_changelog_applies(t)
     correlate_agent.register(app, app.topic(topics.normalised, **RAW), correlate)
     area_agent.register(app, app.topic(topics.area_updates, **RAW), area)
     return Topology(app, dossiers, areas)

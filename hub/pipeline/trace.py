@@ -97,3 +97,27 @@ def watch_gc(min_ms: float = 5.0) -> None:
             )
 
     gc.callbacks.append(callback)
+
+
+def watch_changelog_applies(table: Any) -> None:
+    """With ``HUB_TRACE_BATCHES``: log the changelog offsets each recovery or standby apply of
+    ``table`` wrote, per partition (``trace <table> applied p<partition>=<first>-<last>/<n>``)."""
+    if not ENABLED:
+        return
+    apply = table.apply_changelog_batch
+
+    def traced(batch: Any) -> None:
+        events = list(batch)
+        apply(events)
+        spans: dict[int, list[int]] = {}
+        for event in events:
+            message = event.message
+            span = spans.setdefault(message.partition, [message.offset, message.offset, 0])
+            span[0] = min(span[0], message.offset)
+            span[1] = max(span[1], message.offset)
+            span[2] += 1
+        if spans:
+            text = " ".join(f"p{p}={a}-{b}/{n}" for p, (a, b, n) in sorted(spans.items()))
+            log.warning("trace %s applied %s", table.name, text)
+
+    table.apply_changelog_batch = traced

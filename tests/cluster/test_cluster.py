@@ -7,6 +7,7 @@ no publisher record dropped, and its own checks. ``make test-cluster`` runs them
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -22,6 +23,9 @@ from tests.faults.test_faults import ADDRESSES, EVENTS, region
 RATE = 2000.0
 PARTITIONS = 8
 LAG_TIMEOUT = 300.0
+#: standby replicas of the workers (the deployed 0); HUB_TEST_STANDBY_REPLICAS=1 reproduces stop
+#: 38's holes in standby copies (the rolling restart's table check finds one in ~1 run of 3)
+STANDBY_REPLICAS = os.environ.get("HUB_TEST_STANDBY_REPLICAS", "0")
 pytestmark = pytest.mark.timeout(1200)  # backstop; every wait has its own deadline
 
 Fault = Callable[[ClusterRun], None]
@@ -279,7 +283,11 @@ def test_kill_one_of_three_workers_wiped_then_replaced(
         workers=3,
         rate=800.0,
         # INFO: Faust's assignment and recovery tables, for a failure's post-mortem
-        worker_env={"HUB_STANDBY_REPLICAS": "1", "HUB_LOG_LEVEL": "INFO", "HUB_TRACE_BATCHES": "1"},
+        worker_env={
+            "HUB_STANDBY_REPLICAS": STANDBY_REPLICAS,
+            "HUB_LOG_LEVEL": "INFO",
+            "HUB_TRACE_BATCHES": "1",
+        },
     )
     assert_passed(report)
 
@@ -305,7 +313,10 @@ def test_rolling_restart_of_workers(
         fault,
         workers=2,
         rate=600.0,
-        worker_env={"HUB_STANDBY_REPLICAS": "1"},
+        # the deployed configuration: no standby replicas. With HUB_STANDBY_REPLICAS=1 Faust's
+        # standby copies get holes (stop 38, docs/architecture.md), which this check finds
+        # in about 1 run of 3
+        worker_env={"HUB_STANDBY_REPLICAS": STANDBY_REPLICAS},
         checks=tables_match_changelogs,
     )
     assert_passed(report)
