@@ -17,7 +17,7 @@ from mode.utils.objects import cached_property
 from hub.agents import area as area_agent
 from hub.agents import correlate as correlate_agent
 from hub.pipeline import trace
-from hub.pipeline.faust_fetch import use_short_fetch_wait
+from hub.pipeline.faust_consumer import use_hub_consumer
 from hub.pipeline.faust_flow import ResumeKeepsQueues, keep_queued_at_recovery_end
 from hub.pipeline.rocksdb_memory import share_memory
 from hub.pipeline.topics import (
@@ -118,8 +118,9 @@ def build_app(settings: Settings) -> HubApp:
         broker_commit_interval=1.0,
         # a worker that died without leaving is noticed after 10 s (Faust default: 60 s), as
         # the ingest group's child (INGEST_SESSION): with 30 s a kill -9 of a worker left its
-        # partitions unserved for 31 s (fault suite). aiokafka heartbeats from Faust's consumer
-        # thread, so a long step does not miss one; the broker's minimum is 6 s.
+        # partitions unserved for 31 s (fault suite). aiokafka heartbeats from a task on the
+        # worker's loop (hub.pipeline.faust_consumer): a step holds the loop for ms (in a backfill
+        # at most a few tenths of a second), far below this; the broker's minimum is 6 s.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         # also the changelog batch size during recovery: small values made recovery slow
@@ -139,7 +140,7 @@ def build_app(settings: Settings) -> HubApp:
 def build_topology(settings: Settings, topics: Topics, correlate: Step, area: Step) -> Topology:
     """The app with its two tables and the two agents wired to their steps."""
     app = build_app(settings)
-    use_short_fetch_wait(app)  # no 1.5 s fetch stalls (hub.pipeline.faust_fetch)
+    use_hub_consumer(app)  # on the app loop, no 1.5 s fetch stalls (hub.pipeline.faust_consumer)
     keep_queued_at_recovery_end(app)  # no records lost there (hub.pipeline.faust_flow)
     table: dict[str, Any] = {
         "key_type": bytes,

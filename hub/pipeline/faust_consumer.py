@@ -1,0 +1,107 @@
+"""Faust's aiokafka consumer on the app's own event loop, with a short fetch wait.
+
+**One loop, no consumer thread.** faust-streaming runs its aiokafka consumer in a thread with a
+loop of its own (``AIOKafkaConsumerThread``). Every fetch, commit and seek of the main loop is a
+call into that thread's method queue and back (``call_thread``: two cross-thread wake-ups), and
+both threads contend for the GIL. At 1,000 events/s the consumer thread alone used 0.18 core,
+much of it in ``call_soon_threadsafe``/``_write_to_self`` and waiting for the GIL, for a worker
+whose steps needed 0.4 (issue 17). Here the same class runs as a plain service on the app's
+loop: ``call_thread`` awaits the method directly, nothing else changes (the aiokafka consumer,
+its coordinator and heartbeats, Faust's rebalance callbacks, acks and commits). A step holds
+the loop for a few ms at a steady rate and for at most a few tenths of a second in a backfill
+(2 MiB of messages), far below the 10 s session timeout a heartbeat behind it has to meet.
+
+**A short fetch wait.** faust-streaming's driver builds its consumer with
+``fetch_max_wait_ms=1500`` (not a setting). aiokafka keeps one fetch request in flight per
+broker, for the partitions that have no buffered records and are not paused. When Faust's flow
+control has paused the busy ``normalised`` partitions (its stream buffer filled during a step),
+that request may cover only quiet partitions (``area-updates``), and the broker holds it for up
+to the full wait. The busy partitions, resumed meanwhile, are not fetched until it returns: in
+the bench at 1,000 events/s the correlate agent sat idle for 1.5 s while the ingest stage kept
+producing, and every later message was taken ~1.2-1.5 s old (``HUB_TRACE_TIMINGS``). A wait of
+50 ms bounds such a stall; an idle worker sends about 20 empty fetches a second instead of one,
+a trivial load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode import Service
+from mode.utils.futures import maybe_async
+
+FETCH_MAX_WAIT_MS = 50
+
+
+class _InLoopConsumer(faust_aiokafka.AIOKafkaConsumerThread):
+    """``AIOKafkaConsumerThread`` started, called and stopped as a service of the app's loop.
+
+    ``ServiceThread`` overrides Service's life cycle to hand it to a thread; these methods put
+    Service's own back, and ``call_thread`` is a direct await.
+    """
+
+    wait_for_shutdown = False  # no thread to signal its shutdown
+
+    def __init__(self, consumer: Any, **kwargs: Any) -> None:
+        loop = kwargs.pop("loop")
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # read by AIOKafkaConsumer.start() when it builds its Fetcher
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+    async def call_thread(self, fun: Callable[..., Awaitable], *args: Any, **kwargs: Any) -> Any:
+        return await maybe_async(fun(*args, **kwargs))  # the method queue takes plain calls too
+
+    async def cast_thread(self, fun: Callable[..., Awaitable], *args: Any, **kwargs: Any) -> None:
+        self.add_future(maybe_async(fun(*args, **kwargs)))  # not awaited, stopped with us
+
+    async def on_stop(self) -> None:
+        # the thread's on_thread_stop: stop the aiokafka consumer (leaves the group)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    # -- Service's life cycle instead of ServiceThread's ----------------------------------
+    async def start(self) -> None:
+        self._thread_started.set()
+        await Service.start(self)
+
+    async def maybe_start(self) -> bool:
+        return await Service.maybe_start(self)
+
+    async def stop(self) -> None:
+        await Service.stop(self)
+
+    async def crash(self, exc: BaseException) -> None:
+        await Service.crash(self, exc)
+
+    def _stopped_set(self) -> None:
+        Service._stopped_set(self)
+
+    def set_shutdown(self) -> None:
+        Service.set_shutdown(self)
+
+    async def _stop_children(self) -> None:
+        await Service._stop_children(self)
+
+    async def _stop_futures(self) -> None:
+        await Service._stop_futures(self)
+
+    async def _stop_exit_stacks(self) -> None:
+        await Service._stop_exit_stacks(self)
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _InLoopConsumer(self, loop=self.loop, beacon=self.beacon)
+
+
+def use_hub_consumer(app: faust.App) -> None:
+    """Make ``app``'s (not yet created) consumer run on its loop with :data:`FETCH_MAX_WAIT_MS`."""
+    transport: Any = app.transport
+    transport.Consumer = _Consumer

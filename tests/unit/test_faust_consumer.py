@@ -1,0 +1,73 @@
+"""The worker's Faust consumer: on the app's own loop (no thread), 50 ms fetch wait (not 1.5 s)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from hub.pipeline.faust_consumer import FETCH_MAX_WAIT_MS
+from hub.pipeline.topics import Topics
+from hub.pipeline.topology import build_topology
+from hub.settings import Settings
+
+
+async def _no_step(messages: object) -> None:
+    return None
+
+
+def _app() -> Any:
+    settings = Settings(topic_prefix="fetch.")
+    return build_topology(settings, Topics.from_settings(settings), _no_step, _no_step).app
+
+
+def test_the_worker_consumer_fetches_with_the_short_wait() -> None:
+    async def go() -> int:
+        app = _app()
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return int(consumer._fetch_max_wait_ms)
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(go()) == FETCH_MAX_WAIT_MS <= 100
+
+
+class _FakeKafkaConsumer:
+    """Stands in for aiokafka's consumer: records where it was started and stopped."""
+
+    def __init__(self) -> None:
+        self.started_on: tuple[int, asyncio.AbstractEventLoop] | None = None
+        self.stopped = False
+
+    async def start(self) -> None:
+        self.started_on = (threading.get_ident(), asyncio.get_running_loop())
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def test_the_worker_consumer_runs_on_the_app_loop_without_a_thread_of_its_own() -> None:
+    async def go() -> None:
+        app = _app()
+        runner = app.consumer._thread
+        fake = _FakeKafkaConsumer()
+        runner._create_consumer = lambda loop: fake
+        threads_before = set(threading.enumerate())
+        await runner.start()
+        try:
+            assert fake.started_on == (threading.get_ident(), asyncio.get_running_loop())
+            assert set(threading.enumerate()) == threads_before  # no consumer thread
+
+            async def where() -> int:
+                return threading.get_ident()
+
+            # Faust's calls into "the thread" are plain awaits, coroutine or plain function
+            assert await runner.call_thread(where) == threading.get_ident()
+            assert await runner.call_thread(lambda x: x + 1, 41) == 42
+        finally:
+            await runner.stop()
+        assert fake.stopped
+        assert runner.should_stop
+
+    asyncio.run(asyncio.wait_for(go(), timeout=30))
