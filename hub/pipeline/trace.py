@@ -25,6 +25,11 @@ def batch_done(stage: str, events: Sequence[Any]) -> None:
     """Log ``stage: p<partition>=<first>-<last>/<count> ...`` for a processed batch."""
     if not ENABLED:
         return
+    log.warning("trace %s done %s", stage, offset_spans(events))
+
+
+def offset_spans(events: Sequence[Any]) -> str:
+    """``p<partition>=<first>-<last>/<count> ...`` of Faust events, by partition."""
     spans: dict[int, list[int]] = {}
     for event in events:
         message = event.message
@@ -32,8 +37,7 @@ def batch_done(stage: str, events: Sequence[Any]) -> None:
         span[0] = min(span[0], message.offset)
         span[1] = max(span[1], message.offset)
         span[2] += 1
-    text = " ".join(f"p{p}={a}-{b}/{n}" for p, (a, b, n) in sorted(spans.items()))
-    log.warning("trace %s done %s", stage, text)
+    return " ".join(f"p{p}={a}-{b}/{n}" for p, (a, b, n) in sorted(spans.items()))
 
 
 TIMINGS = os.environ.get("HUB_TRACE_TIMINGS", "") not in ("", "0", "false")
@@ -109,15 +113,7 @@ def watch_changelog_applies(table: Any) -> None:
     def traced(batch: Any) -> None:
         events = list(batch)
         apply(events)
-        spans: dict[int, list[int]] = {}
-        for event in events:
-            message = event.message
-            span = spans.setdefault(message.partition, [message.offset, message.offset, 0])
-            span[0] = min(span[0], message.offset)
-            span[1] = max(span[1], message.offset)
-            span[2] += 1
-        if spans:
-            text = " ".join(f"p{p}={a}-{b}/{n}" for p, (a, b, n) in sorted(spans.items()))
-            log.warning("trace %s applied %s", table.name, text)
+        if events:
+            log.warning("trace %s applied %s", table.name, offset_spans(events))
 
     table.apply_changelog_batch = traced
