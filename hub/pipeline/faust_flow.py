@@ -11,9 +11,8 @@ fetcher queued meanwhile from positions that were right:
 
 - **changelog records of standby partitions** (their fetch was resumed earlier in the same
   recovery). Nothing reads them again: a standby's position only moves forward, and the next
-  record applied moves its persisted offset past the hole. The standby's RocksDB keeps older
-  values for the keys written in the hole, and when the worker later becomes the partition's
-  active owner, its recovery starts after the hole: the hub's steps build on those values.
+  record applied moves its persisted offset past the hole. (Standby copies also lose records
+  some other way, not found; they are off: docs/architecture.md, stop 38.)
 - **input messages of the stream partitions**: never acked, so Faust's committed offset stops
   at the first of them until the next rebalance. When the last message of a partition is among
   them, it is not processed until then either (an idle worker with lag 1 for minutes: the

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import ConfigResource
+from rocksdict import AccessType, Options, Rdict
 
 from hub.contracts.codec import AvroCodec
 from hub.engine.dossier import Dossier
@@ -280,12 +281,10 @@ class ClusterRun(FaultRun):
 
         A partition that records the changelog's last offset must hold exactly the changelog's
         latest value of every key. Standbys are compared too: a hole in a standby's copy (stop
-        38: Faust dropped queued standby records at the end of a recovery) shows here even when
-        no later owner happened to build on it. A partition behind the end is not compared (a
+        38: Faust's standby copies missed ranges of changelog records) shows here even when no
+        later owner happened to build on it. A partition behind the end is not compared (a
         compacted changelog has no earlier state to compare with) and not counted.
         """
-        from rocksdict import AccessType, Options, Rdict
-
         for index in list(self.workers):
             self.stop_worker(index)
         offset_key = b"__faust\0offset__"
