@@ -25,6 +25,8 @@ a trivial load.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +36,10 @@ from mode import Service
 from mode.utils.futures import maybe_async
 
 FETCH_MAX_WAIT_MS = 50
+#: Once the worker stops, a commit that takes longer is given up (see ``_Consumer.commit``).
+STOP_COMMIT_S = 10.0
+
+log = logging.getLogger(__name__)
 
 
 class _InLoopConsumer(faust_aiokafka.AIOKafkaConsumerThread):
@@ -99,6 +105,24 @@ class _InLoopConsumer(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _InLoopConsumer(self, loop=self.loop, beacon=self.beacon)
+
+    async def commit(self, *args: Any, **kwargs: Any) -> bool:
+        """Faust's commit; once the app stops, given up after :data:`STOP_COMMIT_S`.
+
+        aiokafka's commit waits for a group coordinator for as long as the broker is away, and
+        Faust commits (and waits for it) before its consumer may stop: a worker stopped during
+        an outage waited for the outage to end. Offsets not committed are read again by the
+        next owner, which skips what its state holds already (:mod:`hub.pipeline.gaps`).
+        """
+        if not self.app.should_stop:
+            return bool(await super().commit(*args, **kwargs))
+        try:
+            return bool(await asyncio.wait_for(super().commit(*args, **kwargs), STOP_COMMIT_S))
+        except TimeoutError:
+            log.warning(
+                "stopping: offsets not committed within %.0f s (broker away?)", STOP_COMMIT_S
+            )
+            return False
 
 
 def use_hub_consumer(app: faust.App) -> None:

@@ -323,6 +323,8 @@ class IngestStage:
         self._echoes = Echoes()  # own register/building-case records until read back
         self._unflushed = False  # outputs produced since the last persist
         self._guard = guard  # tells a stuck producer from an absent broker (hub.pipeline.stuck)
+        self._stop = threading.Event()  # run()'s: a flush gives up once it is set
+        self.stopped_unflushed = False  # run() ended so: asked to stop, records not acknowledged
         self._checkpoint = (
             checkpoint
             if checkpoint is not None
@@ -346,6 +348,7 @@ class IngestStage:
     # -- lifecycle ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Restore global state, then consume until ``stop`` is set. Blocking: run in a thread."""
+        self._stop = stop
         # assign-only reader of the global topics: librdkafka wants a group id, it never commits
         group = f"{self.settings.app_id}-state-reader"
         state = Consumer(consumer_config(self.settings, group, **CONSUMER_BUFFERS, **FETCH_PACING))
@@ -399,10 +402,18 @@ class IngestStage:
                 # (an unpersisted batch is never committed: the next owner reads it again)
                 self.persist()
                 self._flush_metrics()
+            except DeliveryFailed:
+                # asked to stop while the broker is away: librdkafka's close would wait for it
+                # too, so the consumers stay open and the process ends like a killed one
+                # (IngestProcess's child exits with EXIT_UNFLUSHED); nothing was committed
+                self.stopped_unflushed = stop.is_set()
+                raise
             finally:
-                consumer.close()
+                if not self.stopped_unflushed:
+                    consumer.close()
         finally:
-            state.close()
+            if not self.stopped_unflushed:
+                state.close()
 
     def _next_batch(self, consumer: Consumer, wait: float = 0.2) -> list[Message]:
         """Up to ``max_batch`` messages without waiting for a full batch.
@@ -872,12 +883,20 @@ class IngestStage:
 
         A failed record raises :class:`DeliveryFailed`: the batch is not committed, the child
         exits and the worker restarts it, so the batch is read again (nothing skipped).
+        Asked to stop (``run``'s event: SIGTERM, or the worker died) while records still wait,
+        it purges them and fails the batch the same way instead of waiting for the broker: a
+        worker stopped during an outage would otherwise wait for the outage to end.
         """
         waiting = False
         while remaining := self.producer.flush(5.0):
             if not waiting:
                 log.warning("ingest: %d record(s) waiting for the broker", remaining)
                 waiting = True
+            if self._stop.is_set():
+                self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+                self.producer.flush(1.0)  # serves the purged records' delivery reports
+                self._errors.append(f"stopping: {remaining} record(s) not acknowledged")
+                break
             if self._guard is not None and self._guard.stuck():
                 # a stuck producer (hub.pipeline.stuck): fail the batch; the restarted child
                 # has a new producer and reads the uncommitted batch again
@@ -885,7 +904,7 @@ class IngestStage:
                 break
         if self._guard is not None:
             self._guard.reset()
-        if waiting:
+        if waiting and not self._errors:
             log.warning("ingest: broker reachable again, records acknowledged")
         if self._errors:
             errors, self._errors = self._errors[:5], []

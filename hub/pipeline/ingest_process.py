@@ -97,6 +97,10 @@ class ForwardingMetrics:
         self._send("init_producer_errors", list(topics))
 
 
+#: The child's exit code when it stopped with records the broker never acknowledged.
+EXIT_UNFLUSHED = 75
+
+
 def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> None:
     from confluent_kafka import Producer
 
@@ -104,6 +108,7 @@ def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> No
     from hub.pipeline.clients import producer_config
     from hub.pipeline.gc_policy import FullCollections
     from hub.pipeline.ingest import IngestStage
+    from hub.pipeline.state import DeliveryFailed
     from hub.pipeline.stuck import StuckProducerGuard, broker_probe
 
     settings = Settings.model_validate_json(settings_json)
@@ -130,7 +135,17 @@ def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> No
                 ready.set()
 
     threading.Thread(target=watch, name="hub-ingest-watch", daemon=True).start()
-    stage.run(stop)
+    try:
+        stage.run(stop)
+    except DeliveryFailed as exc:
+        if not stage.stopped_unflushed:
+            raise
+        # asked to stop while the broker is away: exit without librdkafka's close and its
+        # destructors, which would wait for the broker; nothing of the batch was committed, so
+        # the next owner reads it again (as after a kill -9 of this process)
+        log.warning("ingest: stopping with records not acknowledged (%s); exiting", exc)
+        logging.shutdown()
+        os._exit(EXIT_UNFLUSHED)
 
 
 class IngestProcess:

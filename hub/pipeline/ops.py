@@ -49,7 +49,8 @@ class WorkerOps:
             if reason:
                 log.warning("%s: %s; waiting (nothing is skipped)", stage, reason)
             else:
-                log.warning("%s: broker reachable again, records acknowledged", stage)
+                # the flush ended: acknowledged, or failed (the step is then retried)
+                log.warning("%s: no record waits for the broker any more", stage)
 
         return note
 

@@ -14,6 +14,16 @@ next attempt derives the same records again (exact (fingerprint, version) repeat
 The retry is endless on purpose. A broker outage of any length is ridden out; a persistent bug
 stalls the partition visibly (not-ready, retries and lag rising, ERROR log lines) instead of
 losing events. ``CancelledError`` (shutdown, rebalance) is not an ``Exception`` and ends it.
+
+Except once the worker is stopping (``stopping()``): then a failed attempt ends the step with
+its batch unprocessed, and so does every later step of the stage while it stops, without an
+attempt (the last one failed, so the broker or the stage is out of order). Faust stops its
+consumer only once every message an agent took is acked, so a step retrying while the broker
+was away held a SIGTERMed worker for as long as the outage lasted (seen: still running 150 s
+after SIGTERM; Kubernetes kills it after its grace period). The batch is not lost: the stored
+next-input offsets make the partition's next owner process it (:mod:`hub.pipeline.gaps`), as
+after any step a shutdown cut short. A step that succeeds while the worker stops (a normal
+stop, broker up) is processed as always.
 """
 
 from __future__ import annotations
@@ -55,8 +65,11 @@ class StepRetry:
         first_wait_s: float = 0.5,
         max_wait_s: float = 30.0,
         on_retry: Callable[[BaseException], Awaitable[None]] | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.stage = stage
+        self.stopping = stopping
+        self.abandoned = 0  # batches left unprocessed because the worker was stopping
         self.readiness = readiness
         self.first_wait_s = first_wait_s
         self.max_wait_s = max_wait_s
@@ -64,18 +77,34 @@ class StepRetry:
         self.retries = 0  # total, for tests and stats
 
     async def run(self, step: Callable[[], Awaitable[None]]) -> None:
+        if self.abandoned and self.stopping():
+            self.abandoned += 1  # an attempt failed while stopping: do not try again
+            return
         attempts = AsyncRetrying(
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=self.first_wait_s, max=self.max_wait_s),
+            stop=lambda _state: self.stopping(),
             before_sleep=self._before_sleep,
             reraise=True,
         )
         self._last: BaseException | None = None
-        async for attempt in attempts:
-            with attempt:
-                if self._last is not None and self.on_retry is not None:
-                    await self.on_retry(self._last)
-                await step()
+        try:
+            async for attempt in attempts:
+                with attempt:
+                    if self._last is not None and self.on_retry is not None:
+                        await self.on_retry(self._last)
+                    await step()
+        except Exception as exc:
+            if not self.stopping():
+                raise  # never: without a stop condition tenacity retries every Exception
+            self.abandoned += 1
+            log.warning(
+                "%s: worker stopping, attempt failed with %s: the batch is left to the "
+                "partition's next owner (not processed here, not lost)",
+                self.stage,
+                type(exc).__name__,
+            )
+            return
         failed = attempts.statistics.get("attempt_number", 1) - 1
         if failed:
             self.readiness.set_blocker(self.stage, None)

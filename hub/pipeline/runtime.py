@@ -134,8 +134,12 @@ class HubRuntime:
         gap_consumer = plain_consumer(consumer_config(settings, f"{settings.app_id}-gaps"))
         self.correlate_gaps = GapFiller("correlate", self.topics.normalised, gap_consumer)
         self.area_gaps = GapFiller("area", self.topics.area_updates, gap_consumer)
-        self.correlate_retry = StepRetry("correlate", self.readiness, on_retry=self._on_retry)
-        self.area_retry = StepRetry("area", self.readiness, on_retry=self._on_retry)
+        self.correlate_retry = StepRetry(
+            "correlate", self.readiness, on_retry=self._on_retry, stopping=self._stopping
+        )
+        self.area_retry = StepRetry(
+            "area", self.readiness, on_retry=self._on_retry, stopping=self._stopping
+        )
         self.fault = FaultHook(settings.fault_correlate_errors)
         self.app.timer(1.0)(self.ops.tick)
         # one step at a time per stage: the agent's batches and the tail-gap sweep
@@ -163,6 +167,9 @@ class HubRuntime:
 
     def _producer(self) -> AioStepProducer:
         return AioStepProducer(self.settings)
+
+    def _stopping(self) -> bool:
+        return bool(self.app.should_stop)
 
     async def _on_retry(self, exc: BaseException) -> None:
         """Before a retry: a failed delivery may be a deleted output topic, so recreate missing."""

@@ -225,6 +225,24 @@ class FaultRun:
         self.hub.processes.remove(self.worker)
         self.worker = None
 
+    def stop_worker(self, timeout: float) -> float | None:
+        """SIGTERM to the worker this run started; seconds until it exited, or None if it
+        had not within ``timeout`` (it is then killed, so the scenario can go on)."""
+        assert self.worker is not None
+        self._remember_children()
+        began = time.monotonic()
+        self.worker.terminate()
+        try:
+            self.worker.wait(timeout)
+            took: float | None = time.monotonic() - began
+        except subprocess.TimeoutExpired:
+            self.worker.kill()
+            self.worker.wait(30)
+            took = None
+        self.hub.processes.remove(self.worker)
+        self.worker = None
+        return took
+
     def kill_pid(self, pid: int) -> None:
         """kill -9 of a child of the worker this run started (checked, never another pid)."""
         if pid not in self.worker_children():

@@ -202,6 +202,57 @@ def test_broker_stopped(
     assert_passed(report)
 
 
+#: The worker's Kubernetes grace period (deploy/kubernetes/base/worker.yaml) less a margin.
+STOP_WITHOUT_BROKER_S = 110.0
+
+
+@pytest.mark.timeout(1200)
+def test_worker_stopped_while_the_broker_is_away(
+    fault_broker: FaultBroker, tmp_path: Path, record_report: list[ScenarioReport]
+) -> None:
+    """SIGTERM to the worker 5 s into a broker outage; broker and worker started again later.
+
+    The worker used to wait for the outage to end (Faust's consumer stops only once every taken
+    message is acked, and a retrying step never acked; the ingest child's flush and its
+    consumer's close waited for the broker too). It must exit within its grace period, and the
+    batches it left unprocessed are processed by the next worker: nothing lost.
+    """
+    took: list[float | None] = []
+
+    def fault(run: FaultRun) -> None:
+        run.wait_consumed(0.30)
+        assert run.publisher is not None
+        run.publisher.pause()
+        run.broker.stop()
+        time.sleep(5)
+        took.append(run.stop_worker(STOP_WITHOUT_BROKER_S))
+        run.broker.start()
+        run.start_worker()
+        run.publisher.resume()
+        run.fault_over()
+
+    def checks(run: FaultRun) -> None:
+        run.checks.append(
+            (
+                f"SIGTERMed worker exits within {STOP_WITHOUT_BROKER_S:.0f} s without a broker",
+                bool(took) and took[0] is not None,
+            )
+        )
+
+    report = run_scenario(
+        "worker SIGTERM while broker away",
+        fault_broker,
+        tmp_path,
+        record_report,
+        fault,
+        checks=checks,
+        lag_timeout=LAG_TIMEOUT + 60,
+    )
+    if took and took[0] is not None:
+        report.notes.append(f"worker exited {took[0]:.1f} s after SIGTERM")
+    assert_passed(report)
+
+
 def test_output_topic_deleted_and_recreated(
     fault_broker: FaultBroker, tmp_path: Path, record_report: list[ScenarioReport]
 ) -> None:

@@ -71,3 +71,35 @@ def test_the_worker_consumer_runs_on_the_app_loop_without_a_thread_of_its_own() 
         assert runner.should_stop
 
     asyncio.run(asyncio.wait_for(go(), timeout=30))
+
+
+def test_a_commit_during_the_stop_is_given_up_after_its_bound(monkeypatch: Any) -> None:
+    """aiokafka's commit waits for a coordinator while the broker is away, and Faust commits
+    before its consumer may stop: bounded once the app stops, never before."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from hub.pipeline import faust_consumer
+
+    started: list[bool] = []
+
+    async def never_answers(self: Any, *args: Any, **kwargs: Any) -> bool:
+        started.append(True)
+        await asyncio.Event().wait()
+        return True
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "commit", never_answers)
+    monkeypatch.setattr(faust_consumer, "STOP_COMMIT_S", 0.05)
+
+    async def go() -> tuple[bool, bool]:
+        app = _app()
+        consumer = app.consumer
+        assert isinstance(consumer, faust_consumer._Consumer)
+        running = asyncio.ensure_future(consumer.commit())
+        await asyncio.sleep(0.2)
+        still_waiting = not running.done()  # not stopping: waits as Faust does
+        running.cancel()
+        app._stopped.set()  # the app stops (what should_stop reads)
+        return still_waiting, await consumer.commit()
+
+    assert asyncio.run(go()) == (True, False)
+    assert started == [True, True]

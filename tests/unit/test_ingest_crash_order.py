@@ -29,6 +29,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from hub.contracts.events import set_occurred_at_bounds
 from hub.pipeline.batches import decode_batch
 from hub.pipeline.ingest import COMMIT_EVERY_S, IngestStage, ReleaseCheckpoint
+from hub.pipeline.state import DeliveryFailed
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -458,3 +459,30 @@ def test_a_parked_event_released_while_restoring_leaves_the_parked_topic(tmp_pat
     assert all(v is None for v in _parked_now(broker).values()), "tombstoned"
     _start(broker, tmp_path)  # another restart: nothing left to deliver again
     assert _delivered_list(broker).count(("9711AB-12", "NCG", "ncg-1")) == 1
+
+
+class _AwayProducer(CrashingProducer):
+    """A broker that never answers: every flush leaves the records waiting."""
+
+    purged: bool = False
+
+    def flush(self, timeout: float = 0) -> int:
+        self.flushes += 1
+        return len(self.pending)
+
+    def purge(self, **_kw: Any) -> None:
+        self.purged = True
+        self.pending.clear()
+
+
+def test_a_stage_asked_to_stop_gives_up_a_flush_the_broker_never_answers(tmp_path: Path) -> None:
+    """The flush waits for an absent broker however long, except once the stage is asked to
+    stop (SIGTERM, or the worker died): then the batch fails, uncommitted, and is read again."""
+    stage = _start(Broker(), tmp_path).stage
+    away = _AwayProducer(Broker())
+    stage.producer = away  # type: ignore[assignment]
+    away.produce("hub.normalised", b"k", b"v")
+    stage._stop.set()
+    with pytest.raises(DeliveryFailed, match="stopping: 1 record"):
+        stage._flush()
+    assert away.purged

@@ -432,3 +432,50 @@ def _counting(asked: list[bytes]) -> Any:
         return [self.values.get(k) for k in keys]
 
     return getitem
+
+
+def test_a_failed_attempt_while_the_worker_stops_leaves_the_batch_instead_of_retrying() -> None:
+    """Faust stops only once every taken message is acked: an endless retry held a SIGTERMed
+    worker for the whole broker outage. Stopping ends the step; later steps do not try."""
+    stopping = False
+    calls: list[str] = []
+
+    async def failing(name: str) -> None:
+        nonlocal stopping
+        calls.append(name)
+        stopping = True  # SIGTERM arrives during the first attempt
+        raise DeliveryFailed("dossiers: NodeNotReadyError")
+
+    retry = StepRetry("correlate", _ready(), first_wait_s=0.001, stopping=lambda: stopping)
+    asyncio.run(retry.run(lambda: failing("first")))
+    asyncio.run(retry.run(lambda: failing("second")))
+    assert calls == ["first"]  # one attempt; the second step was not tried
+    assert retry.abandoned == 2
+
+
+def test_a_step_that_succeeds_while_the_worker_stops_is_processed() -> None:
+    """A normal stop (broker up) still processes every batch it has taken."""
+    calls = 0
+
+    async def step() -> None:
+        nonlocal calls
+        calls += 1
+
+    retry = StepRetry("area", _ready(), first_wait_s=0.001, stopping=lambda: True)
+    asyncio.run(retry.run(step))
+    assert calls == 1
+    assert retry.abandoned == 0
+
+
+def test_without_a_stop_a_failing_step_keeps_being_retried() -> None:
+    calls = 0
+
+    async def step() -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 5:
+            raise DeliveryFailed("x")
+
+    retry = StepRetry("correlate", _ready(), first_wait_s=0.001, stopping=lambda: False)
+    asyncio.run(retry.run(step))
+    assert (calls, retry.abandoned) == (5, 0)
