@@ -32,7 +32,7 @@ def test_deferring_freezes_what_exists_and_keeps_young_collections_automatic(
     assert gc.get_freeze_count() > before
 
 
-def test_a_full_collection_runs_once_its_interval_has_passed() -> None:
+def test_a_full_collection_runs_once_its_interval_has_passed(restored_gc: None) -> None:
     now = [100.0]
     full = FullCollections(every_s=30.0, clock=lambda: now[0])
     assert not full.maybe()
@@ -68,7 +68,7 @@ def test_cyclic_garbage_is_freed_by_the_timed_full_collection(restored_gc: None)
     assert alive() is None
 
 
-def test_a_collection_from_the_timer_restarts_the_interval() -> None:
+def test_a_collection_from_the_timer_restarts_the_interval(restored_gc: None) -> None:
     """The worker calls ``collect`` from a Faust timer; a ``maybe`` right after it waits."""
     now = [0.0]
     full = FullCollections(every_s=30.0, clock=lambda: now[0])
@@ -81,3 +81,46 @@ def test_a_collection_from_the_timer_restarts_the_interval() -> None:
     assert not full.maybe()  # 15 s since the timer's collection
     now[0] = 75.0
     assert full.maybe()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _cycle() -> weakref.ref[_Node]:
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_a_timed_collection_freezes_its_survivors(restored_gc: None) -> None:
+    """The next full collection does not walk what survived this one again."""
+    survivor = _Node()
+    full = FullCollections(every_s=30.0, clock=lambda: 0.0)
+    full.collect()
+    assert gc.is_tracked(survivor)
+    assert not any(o is survivor for o in gc.get_objects())  # frozen: in no generation
+    assert gc.get_freeze_count() > 0
+
+
+def test_cyclic_garbage_among_frozen_survivors_waits_for_the_complete_collection(
+    restored_gc: None,
+) -> None:
+    now = [0.0]
+    full = FullCollections(every_s=30.0, clock=lambda: now[0], complete_every_s=600.0)
+    alive = _cycle()  # its objects are alive at the next collection, so they are frozen
+    held = alive()
+    full.collect()
+    del held  # the cycle is garbage now, among frozen objects
+    now[0] = 30.0
+    full.collect()
+    assert alive() is not None  # a timed collection does not walk frozen objects
+    assert full.complete_runs == 0
+    now[0] = 600.0
+    full.collect()
+    assert full.complete_runs == 1
+    assert alive() is None
+    now[0] = 630.0
+    full.collect()
+    assert full.complete_runs == 1  # the next complete one is 600 s after this one
