@@ -79,7 +79,7 @@ from hub.pipeline.clients import consumer_config
 from hub.pipeline.echoes import Echoes
 from hub.pipeline.gc_policy import FullCollections, defer_full_collections
 from hub.pipeline.state import DeliveryFailed
-from hub.pipeline.stuck import StuckProducerGuard, purge_stuck
+from hub.pipeline.stuck import StuckProducerGuard, purge_stuck, purge_waiting
 from hub.pipeline.topics import Topics
 from hub.settings import Settings
 
@@ -893,8 +893,7 @@ class IngestStage:
                 log.warning("ingest: %d record(s) waiting for the broker", remaining)
                 waiting = True
             if self._stop.is_set():
-                self.producer.purge(in_queue=True, in_flight=True, blocking=False)
-                self.producer.flush(1.0)  # serves the purged records' delivery reports
+                purge_waiting(self.producer)
                 self._errors.append(f"stopping: {remaining} record(s) not acknowledged")
                 break
             if self._guard is not None and self._guard.stuck():

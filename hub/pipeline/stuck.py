@@ -33,13 +33,20 @@ log = logging.getLogger(__name__)
 Probe = Callable[[], bool]
 
 
-def purge_stuck(producer: Any, remaining: int) -> str:
-    """Drop what a stuck producer still holds; its records' delivery reports say they failed.
-
-    Returns the error line the caller adds to its batch's failures (the batch is retried).
+def purge_waiting(producer: Any) -> None:
+    """Drop every record a confluent-kafka producer still holds, queued or in flight; their
+    delivery reports (served here) say they failed, so the caller's batch fails and is retried.
     """
     producer.purge(in_queue=True, in_flight=True, blocking=False)
     producer.flush(1.0)  # serves the purged records' delivery reports
+
+
+def purge_stuck(producer: Any, remaining: int) -> str:
+    """Drop what a stuck producer still holds (:func:`purge_waiting`).
+
+    Returns the error line the caller adds to its batch's failures (the batch is retried).
+    """
+    purge_waiting(producer)
     return f"{remaining} record(s) purged from a stuck producer"
 
 
