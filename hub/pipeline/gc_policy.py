@@ -17,13 +17,19 @@ automatic full collections off, and runs one every :data:`FULL_EVERY_S` itself
 automatic, so cyclic garbage of short life is still freed at once; cycles that outlive two young
 collections wait for the next full collection, at most :data:`FULL_EVERY_S`.
 
-Each timed collection freezes its survivors too, so the next one walks only what was created
-since. Without that the ingest child's full collections took 110-160 ms at the bench's full size
-(what it learned after the start-up freeze, walked again every 30 s; with it 13-52 ms in either
-process), its cycles stood still meanwhile, and an event arriving then waited it out (issue 17).
-A cycle whose objects were all alive at a freeze and die later is not freed by these
+In the ingest child each timed collection freezes its survivors too (``freeze_survivors``), so
+the next one walks only what was created since. Without that its full collections took 110-160
+ms at the bench's full size (what it learned after the start-up freeze, walked again every 30 s;
+with it 13-52 ms), its cycles stood still meanwhile, and an event arriving then waited it out
+(issue 17). A cycle whose objects were all alive at a freeze and die later is not freed by these
 collections, so every :data:`COMPLETE_EVERY_S` one collection unfreezes everything first: such
 garbage lives ten minutes at most, and that collection is the one long pause of the interval.
+The worker does not freeze its survivors: Faust keeps the messages its streams took in a weak
+set and, before a rebalance or a stop goes on (``Consumer.wait_empty``), waits until every one is
+acked or collected, calling ``gc.collect()`` for the latter. A message frozen while in flight
+is never collected, and a worker stopped while the broker was away waited there past its
+grace period (fault suite, "worker SIGTERM while broker away"). Its full collections were
+21-44 ms anyway.
 """
 
 from __future__ import annotations
@@ -53,15 +59,18 @@ class FullCollections:
     """A full collection at most every ``every_s`` seconds, when :meth:`maybe` is called (the
     ingest child, between cycles), or at each :meth:`collect` (the worker, from a timer).
 
-    Its survivors are frozen; every ``complete_every_s`` a collection unfreezes all first."""
+    With ``freeze_survivors`` (the ingest child's) its survivors are frozen, and every
+    ``complete_every_s`` a collection unfreezes all first."""
 
     def __init__(
         self,
         every_s: float = FULL_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
         complete_every_s: float = COMPLETE_EVERY_S,
+        freeze_survivors: bool = False,
     ) -> None:
         self.every_s = every_s
+        self.freeze_survivors = freeze_survivors
         self.complete_every_s = complete_every_s
         self.clock = clock
         self._last = clock()
@@ -77,14 +86,18 @@ class FullCollections:
         return True
 
     def collect(self) -> None:
-        """Collect all generations now and freeze the survivors (traced with
-        ``HUB_TRACE_TIMINGS``); a complete one first unfreezes what earlier ones froze."""
+        """Collect all generations now (traced with ``HUB_TRACE_TIMINGS``); with
+        ``freeze_survivors``, freeze them, and a complete one first unfreezes what earlier ones
+        froze."""
         began = time.perf_counter()
-        complete = self.clock() - self._last_complete >= self.complete_every_s
+        complete = (
+            self.freeze_survivors and self.clock() - self._last_complete >= self.complete_every_s
+        )
         if complete:
             gc.unfreeze()
         gc.collect()
-        gc.freeze()
+        if self.freeze_survivors:
+            gc.freeze()
         self._last = self.clock()
         self.runs += 1
         if complete:

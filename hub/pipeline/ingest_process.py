@@ -118,7 +118,7 @@ def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> No
         Producer(producer_config(settings)),
         metrics_sink=ForwardingMetrics(channel),
         guard=StuckProducerGuard(broker_probe(settings)),
-        full_collections=FullCollections(),
+        full_collections=FullCollections(freeze_survivors=True),
     )
     channel.cancel_join_thread()  # exiting must never wait on undelivered metrics
     stop = threading.Event()

@@ -94,10 +94,10 @@ def _cycle() -> weakref.ref[_Node]:
     return weakref.ref(a)
 
 
-def test_a_timed_collection_freezes_its_survivors(restored_gc: None) -> None:
+def test_the_ingest_childs_timed_collection_freezes_its_survivors(restored_gc: None) -> None:
     """The next full collection does not walk what survived this one again."""
     survivor = _Node()
-    full = FullCollections(every_s=30.0, clock=lambda: 0.0)
+    full = FullCollections(every_s=30.0, clock=lambda: 0.0, freeze_survivors=True)
     full.collect()
     assert gc.is_tracked(survivor)
     assert not any(o is survivor for o in gc.get_objects())  # frozen: in no generation
@@ -108,7 +108,9 @@ def test_cyclic_garbage_among_frozen_survivors_waits_for_the_complete_collection
     restored_gc: None,
 ) -> None:
     now = [0.0]
-    full = FullCollections(every_s=30.0, clock=lambda: now[0], complete_every_s=600.0)
+    full = FullCollections(
+        every_s=30.0, clock=lambda: now[0], complete_every_s=600.0, freeze_survivors=True
+    )
     alive = _cycle()  # its objects are alive at the next collection, so they are frozen
     held = alive()
     full.collect()
@@ -124,3 +126,19 @@ def test_cyclic_garbage_among_frozen_survivors_waits_for_the_complete_collection
     now[0] = 630.0
     full.collect()
     assert full.complete_runs == 1  # the next complete one is 600 s after this one
+
+
+def test_the_workers_timed_collections_free_what_was_alive_at_an_earlier_one(
+    restored_gc: None,
+) -> None:
+    """Faust's ``Consumer.wait_empty`` (before a rebalance or a stop goes on) collects garbage to
+    drop the taken messages nobody references; a message frozen while in flight never would be,
+    and the worker waited there past its grace period. So the worker freezes nothing."""
+    full = FullCollections(every_s=30.0, clock=lambda: 0.0)
+    alive = _cycle()
+    held = alive()
+    full.collect()  # the cycle is alive: it survives this collection
+    del held
+    gc.collect()  # as wait_empty does
+    assert alive() is None
+    assert full.complete_runs == 0
