@@ -27,9 +27,9 @@ garbage lives ten minutes at most, and that collection is the one long pause of 
 The worker does not freeze its survivors: Faust keeps the messages its streams took in a weak
 set and, before a rebalance or a stop goes on (``Consumer.wait_empty``), waits until every one is
 acked or collected, calling ``gc.collect()`` for the latter. A message frozen while in flight
-is never collected, and a worker stopped while the broker was away waited there past its
-grace period (fault suite, "worker SIGTERM while broker away"). Its full collections were
-21-44 ms anyway.
+would never be collected, so that wait could last until the consumer is stopped for good. (A
+stopping worker that hung in the fault suite was first blamed on this; it hung again without
+it, so the cause of that hang is still open.) Its full collections were 21-44 ms anyway.
 """
 
 from __future__ import annotations

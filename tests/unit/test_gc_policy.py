@@ -132,8 +132,8 @@ def test_the_workers_timed_collections_free_what_was_alive_at_an_earlier_one(
     restored_gc: None,
 ) -> None:
     """Faust's ``Consumer.wait_empty`` (before a rebalance or a stop goes on) collects garbage to
-    drop the taken messages nobody references; a message frozen while in flight never would be,
-    and the worker waited there past its grace period. So the worker freezes nothing."""
+    drop the taken messages nobody references; a message frozen while in flight never would be.
+    So the worker freezes nothing."""
     full = FullCollections(every_s=30.0, clock=lambda: 0.0)
     alive = _cycle()
     held = alive()
