@@ -304,12 +304,25 @@ class HubRuntime:
         that cannot be settled (broker away) is forgotten: the input gap check re-derives it.
         """
         for stage, writer in self._writers():
-            async with self._locks[stage]:
-                try:
-                    await asyncio.wait_for(writer.settle(), REVOKE_SETTLE_S)
-                except (DeliveryFailed, TimeoutError) as exc:
-                    log.warning("%s: last step not settled before the rebalance: %r", stage, exc)
-                    writer.forget_pending()
+            try:
+                await self._settle_locked(stage, writer)
+            except (DeliveryFailed, TimeoutError) as exc:
+                log.warning("%s: last step not settled before the rebalance: %r", stage, exc)
+                writer.forget_pending()
+
+    async def _settle_locked(self, stage: str, writer: BatchedTableWriter) -> None:
+        """Settle within :data:`REVOKE_SETTLE_S`; once stopping, the wait for the stage's lock
+        too (a step or an idle settle may hold it while the broker is away: a rebalance waits
+        for them, a stopping worker has its grace period to meet)."""
+        if self.app.should_stop:
+            await asyncio.wait_for(self._settle_with_lock(stage, writer), REVOKE_SETTLE_S)
+            return
+        async with self._locks[stage]:
+            await asyncio.wait_for(writer.settle(), REVOKE_SETTLE_S)
+
+    async def _settle_with_lock(self, stage: str, writer: BatchedTableWriter) -> None:
+        async with self._locks[stage]:
+            await writer.settle()
 
     def _actives(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives()}

@@ -8,6 +8,8 @@ the signal; the ingest thread is stopped by its service's ``on_stop``).
 from __future__ import annotations
 
 import logging
+import signal
+from typing import Any
 
 import faust
 
@@ -17,6 +19,7 @@ from hub.pipeline import trace
 from hub.pipeline.gc_policy import FULL_EVERY_S, FullCollections, defer_full_collections
 from hub.pipeline.prerestore import pre_restore
 from hub.pipeline.runtime import HubRuntime
+from hub.pipeline.stop_deadline import StopDeadline
 from hub.pipeline.topics import wait_for_topics
 from hub.settings import Settings
 
@@ -32,7 +35,9 @@ def run_worker(settings: Settings) -> None:
     metrics.set_worker_info("worker")
     metrics.watch_sources()
     trace.watch_gc()
-    worker = faust.Worker(
+    deadline = StopDeadline(stop_children=lambda: _stop_ingest(runtime))
+    worker = _Worker(
+        deadline,
         runtime.app,
         loglevel=settings.log_level.lower().replace("warning", "warn"),
         quiet=True,
@@ -57,6 +62,23 @@ def run_worker(settings: Settings) -> None:
     finally:
         if server is not None:
             server.close()
+
+
+class _Worker(faust.Worker):
+    """Faust's worker; its stop signal also arms the stop deadline (:mod:`.stop_deadline`)."""
+
+    def __init__(self, deadline: StopDeadline, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        self.deadline.arm(self.loop)
+        super()._schedule_shutdown(signal)
+
+
+def _stop_ingest(runtime: HubRuntime) -> None:
+    if runtime.ingest is not None:
+        runtime.ingest.stop(timeout=5.0)
 
 
 def _pre_restore(settings: Settings, runtime: HubRuntime) -> None:

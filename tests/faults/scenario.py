@@ -233,8 +233,10 @@ class FaultRun:
         began = time.monotonic()
         self.worker.terminate()
         try:
-            self.worker.wait(timeout)
+            status = self.worker.wait(timeout)
             took: float | None = time.monotonic() - began
+            # 70: the worker's stop deadline ended a stop that hung (hub.pipeline.stop_deadline)
+            self.report.notes.append(f"worker exited {took:.1f} s after SIGTERM, status {status}")
         except subprocess.TimeoutExpired:
             self.worker.kill()
             self.worker.wait(30)

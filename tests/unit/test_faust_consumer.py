@@ -103,3 +103,31 @@ def test_a_commit_during_the_stop_is_given_up_after_its_bound(monkeypatch: Any) 
 
     assert asyncio.run(go()) == (True, False)
     assert started == [True, True]
+
+
+def test_waiting_for_unacked_messages_is_bounded_once_the_worker_stops(monkeypatch: Any) -> None:
+    """Faust's ``wait_empty`` loops while a taken message is neither acked nor collected: a
+    stopping worker gives up after ``STOP_WAIT_EMPTY_S`` (never a rebalance: it waits on)."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from hub.pipeline import faust_consumer
+
+    async def never_empty(self: Any) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "wait_empty", never_empty)
+    monkeypatch.setattr(faust_consumer, "STOP_WAIT_EMPTY_S", 0.05)
+
+    async def go() -> tuple[bool, bool]:
+        app = _app()
+        consumer = app.consumer
+        running = asyncio.ensure_future(consumer.wait_empty())
+        await asyncio.sleep(0.2)
+        still_waiting = not running.done()  # not stopping (a rebalance): waits as Faust does
+        running.cancel()
+        app._stopped.set()
+        stopping = asyncio.ensure_future(consumer.wait_empty())
+        await asyncio.wait_for(asyncio.shield(stopping), 5)
+        return still_waiting, stopping.done()
+
+    assert asyncio.run(go()) == (True, True)

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from unittest import mock
 
+import pytest
 from faust.types import TP
 
 from hub.pipeline.topics import Topics
@@ -69,3 +70,28 @@ def test_a_graceful_stop_settles_before_the_tables_close() -> None:
 
     asyncio.run(go())
     assert order == ["streams empty", "settled", "tables closed"]
+
+
+def test_a_stopping_worker_does_not_wait_past_the_settle_bound_for_a_held_stage_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step or an idle settle holding a stage's lock while the broker is away must not hold a
+    stopping worker: the settle gives up within ``REVOKE_SETTLE_S`` and forgets the state."""
+    from hub.pipeline import runtime as runtime_module
+    from hub.pipeline.runtime import HubRuntime
+
+    monkeypatch.setattr(runtime_module, "REVOKE_SETTLE_S", 0.05)
+    forgotten: list[str] = []
+
+    async def go() -> bool:
+        runtime = HubRuntime(Settings(topic_prefix="settle.", broker="localhost:1"))
+        for stage, writer in runtime._writers():
+            monkeypatch.setattr(writer, "forget_pending", lambda s=stage: forgotten.append(s))
+        lock = runtime._locks["correlate"]
+        await lock.acquire()  # held by a step waiting for the broker
+        runtime.app._stopped.set()
+        await asyncio.wait_for(runtime.settle_all(), 5)
+        return lock.locked()
+
+    assert asyncio.run(go()) is True
+    assert forgotten == ["correlate"]  # the area stage had nothing pending and its lock free
