@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
 #: Below the worker's Kubernetes grace period (120 s, deploy/kubernetes/base/worker.yaml).
 STOP_DEADLINE_S = 90.0
@@ -35,11 +36,32 @@ log = logging.getLogger(__name__)
 
 
 def task_stacks(loop: asyncio.AbstractEventLoop) -> str:
-    """Every task of ``loop`` with the code location it waits at (call from the loop)."""
+    """Every task of ``loop`` with the chain of awaits it waits in, outermost first.
+
+    ``Task.print_stack`` shows a suspended coroutine's own frame only; the await chain down to
+    the call that actually waits (a broker flush, a lock) is what tells a hang's cause.
+    """
     out = io.StringIO()
     for task in asyncio.all_tasks(loop):
-        task.print_stack(limit=12, file=out)
+        out.write(f"task {task.get_name()}:\n")
+        for where in await_chain(task.get_coro()):
+            out.write(f"  {where}\n")
     return out.getvalue()
+
+
+def await_chain(coro: Any, limit: int = 40) -> list[str]:
+    """``file:line in function`` of ``coro`` and of each coroutine or generator it awaits."""
+    chain: list[str] = []
+    while coro is not None and len(chain) < limit:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        frame = frame or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        code = frame.f_code
+        chain.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        nxt = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        coro = nxt or getattr(coro, "gi_yieldfrom", None)
+    return chain
 
 
 def _exit_hard(status: int) -> None:

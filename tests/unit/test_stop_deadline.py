@@ -63,10 +63,14 @@ def test_a_stop_that_finishes_in_time_is_not_cut_short() -> None:
     assert statuses == []
 
 
-def test_task_stacks_names_each_waiting_coroutine() -> None:
+async def _a_stop_step(gate: asyncio.Event) -> None:
+    await _waits_for_the_broker(gate)
+
+
+def test_task_stacks_follow_each_task_down_to_the_await_that_waits() -> None:
     async def go() -> str:
         gate = asyncio.Event()
-        task = asyncio.ensure_future(_waits_for_the_broker(gate))
+        task = asyncio.ensure_future(_a_stop_step(gate))
         await asyncio.sleep(0)
         try:
             return task_stacks(asyncio.get_running_loop())
@@ -75,5 +79,6 @@ def test_task_stacks_names_each_waiting_coroutine() -> None:
             await task
 
     stacks = asyncio.run(go())
-    assert "_waits_for_the_broker" in stacks
-    assert "go" in stacks
+    chain = [line.split(" in ")[-1] for line in stacks.splitlines() if " in " in line]
+    assert chain.index("_a_stop_step") < chain.index("_waits_for_the_broker") < chain.index("wait")
+    assert "go" in chain
