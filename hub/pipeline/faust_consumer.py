@@ -26,11 +26,13 @@ a trivial load.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from faust.transport.consumer import CONSUMER_WAIT_EMPTY
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 from mode.utils.futures import maybe_async
@@ -127,32 +129,49 @@ class _Consumer(faust_aiokafka.Consumer):
             )
             return False
 
+    @Service.transitions_to(CONSUMER_WAIT_EMPTY)
     async def wait_empty(self) -> None:
-        """Faust's wait for the agents to ack what they took; once the app stops, bounded by
-        :data:`STOP_WAIT_EMPTY_S`.
+        """Wait until the agents acked what they took (Faust's loop); bounded once stopping.
 
-        Faust stops its consumer only after every message a stream took is acked (or collected).
-        A message that is neither (an agent step blocked on the broker, a take buffer never
-        handed over) held a SIGTERMed worker past its grace period while the broker was away
-        (the fault suite's "worker SIGTERM while broker away", seen in CI only): the loop commits
-        (10 s without a broker), waits 1 s and starts over, silently for 10 turns. Unacked
-        messages are not committed, so the partition's next owner reads them again; what the
-        agents were doing is logged (code locations only) to find the cause.
+        Faust stops its consumer, and finishes a revocation, only after every message a stream
+        took is acked (or collected). A message that is neither (an agent step busy with a
+        broker that is away) held a SIGTERMed worker past its grace period (the fault suite's
+        "worker SIGTERM while broker away", seen in CI): Faust's loop commits each turn (10 s
+        without a broker) and waits, and a revocation that began before the stop (the group
+        session expired during the outage) waits on even after it. Here, from the moment the app
+        stops, the wait ends after :data:`STOP_WAIT_EMPTY_S` and no more commits are tried
+        until the last one. This is Faust's own loop, not a timeout around it: Faust's wait for
+        an ack swallows ``CancelledError``, so a cancelled wait went on. Unacked messages are not
+        committed; the partition's next owner reads them again.
         """
-        if not self.app.should_stop:
-            await super().wait_empty()
-            return
-        try:
-            await asyncio.wait_for(super().wait_empty(), STOP_WAIT_EMPTY_S)
-        except TimeoutError:
-            unacked: Any = self._unacked_messages
-            log.warning(
-                "stopping: %d taken message(s) not acked within %.0f s; left uncommitted to the "
-                "partitions' next owner. Agents:\n%s",
-                len(unacked),
-                STOP_WAIT_EMPTY_S,
-                self.app.agents.human_tracebacks(),
-            )
+        loop = asyncio.get_running_loop()
+        give_up_at: float | None = None
+        turns = 0
+        while not self.should_stop and self._unacked_messages:
+            if self.app.should_stop:
+                give_up_at = give_up_at or loop.time() + STOP_WAIT_EMPTY_S
+                if loop.time() >= give_up_at:
+                    log.warning(
+                        "stopping: %d taken message(s) not acked within %.0f s; left uncommitted "
+                        "to the partitions' next owner. Agents:\n%s",
+                        len(self._unacked_messages),
+                        STOP_WAIT_EMPTY_S,
+                        self.app.agents.human_tracebacks(),
+                    )
+                    break
+            turns += 1
+            if not turns % 10:
+                log.warning(
+                    "waiting for %d taken message(s) to be acked", len(self._unacked_messages)
+                )
+            gc.collect()  # messages dropped from a cleared queue leave the WeakSet
+            if give_up_at is None:
+                await self.commit()  # a rebalance waits on: commit what is done meanwhile
+            if not self._unacked_messages:
+                break
+            await self._wait_for_ack(timeout=1)
+            self._clean_unacked_messages()
+        await self.commit_and_end_transactions()
 
 
 def use_hub_consumer(app: faust.App) -> None:

@@ -105,29 +105,60 @@ def test_a_commit_during_the_stop_is_given_up_after_its_bound(monkeypatch: Any) 
     assert started == [True, True]
 
 
-def test_waiting_for_unacked_messages_is_bounded_once_the_worker_stops(monkeypatch: Any) -> None:
-    """Faust's ``wait_empty`` loops while a taken message is neither acked nor collected: a
-    stopping worker gives up after ``STOP_WAIT_EMPTY_S`` (never a rebalance: it waits on)."""
-    from faust.transport.drivers import aiokafka as faust_aiokafka
+class _TakenMessage:
+    """A message an agent took and has not acked (what Faust's WeakSet holds)."""
 
+    acked = False
+    refcount = 1
+
+
+def test_a_wait_for_unacked_messages_begun_before_the_stop_ends_after_its_bound(
+    monkeypatch: Any,
+) -> None:
+    """Faust's ``wait_empty`` waits while a taken message is unacked. A rebalance waits on
+    (committing what is done meanwhile); once the app stops, even a wait that began before the
+    stop (a revocation during a broker outage) ends ``STOP_WAIT_EMPTY_S`` later, trying no
+    more commits but the last."""
     from hub.pipeline import faust_consumer
 
-    async def never_empty(self: Any) -> None:
-        await asyncio.Event().wait()
-
-    monkeypatch.setattr(faust_aiokafka.Consumer, "wait_empty", never_empty)
     monkeypatch.setattr(faust_consumer, "STOP_WAIT_EMPTY_S", 0.05)
+    commits: list[bool] = []
+
+    async def commit(self: Any, *args: Any, **kwargs: Any) -> bool:
+        commits.append(bool(self.app.should_stop))
+        return True
+
+    monkeypatch.setattr(faust_consumer._Consumer, "commit", commit)
 
     async def go() -> tuple[bool, bool]:
         app = _app()
         consumer = app.consumer
-        running = asyncio.ensure_future(consumer.wait_empty())
-        await asyncio.sleep(0.2)
-        still_waiting = not running.done()  # not stopping (a rebalance): waits as Faust does
-        running.cancel()
-        app._stopped.set()
-        stopping = asyncio.ensure_future(consumer.wait_empty())
-        await asyncio.wait_for(asyncio.shield(stopping), 5)
-        return still_waiting, stopping.done()
+        taken = _TakenMessage()
+        consumer._unacked_messages.add(taken)
+        waiting = asyncio.ensure_future(consumer.wait_empty())
+        await asyncio.sleep(1.5)
+        rebalance_waits = not waiting.done()
+        app._stopped.set()  # the worker stops meanwhile
+        await asyncio.wait_for(waiting, 5)
+        return rebalance_waits, taken in consumer._unacked_messages
 
-    assert asyncio.run(go()) == (True, True)
+    assert asyncio.run(go()) == (True, True)  # waited, then gave up on the message
+    assert commits[0] is False  # commits while only a rebalance waited
+    assert commits[-1] is True  # the last one, once stopping
+    assert commits.count(True) == 1
+
+
+def test_a_wait_for_unacked_messages_ends_when_they_are_acked() -> None:
+    async def go() -> None:
+        app = _app()
+        consumer = app.consumer
+        taken = _TakenMessage()
+        consumer._unacked_messages.add(taken)
+        waiting = asyncio.ensure_future(consumer.wait_empty())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        taken.acked = True
+        consumer._waiting_for_ack.set_result(None)  # what Consumer.ack() does
+        await asyncio.wait_for(waiting, 5)
+
+    asyncio.run(go())
