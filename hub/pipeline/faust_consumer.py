@@ -137,12 +137,11 @@ class _Consumer(faust_aiokafka.Consumer):
         took is acked (or collected). A message that is neither (an agent step busy with a
         broker that is away) held a SIGTERMed worker past its grace period (the fault suite's
         "worker SIGTERM while broker away", seen in CI): Faust's loop commits each turn (10 s
-        without a broker) and waits, and a revocation that began before the stop (the group
-        session expired during the outage) waits on even after it. Here, from the moment the app
-        stops, the wait ends after :data:`STOP_WAIT_EMPTY_S` and no more commits are tried
-        until the last one. This is Faust's own loop, not a timeout around it: Faust's wait for
-        an ack swallows ``CancelledError``, so a cancelled wait went on. Unacked messages are not
-        committed; the partition's next owner reads them again.
+        without a broker) and waits. Here, from the moment the app stops (also in a wait that
+        began before, a rebalance's), the wait ends after :data:`STOP_WAIT_EMPTY_S` and no more
+        commits are tried until the last one. This is Faust's own loop, not a timeout around
+        it: Faust's wait for an ack swallows ``CancelledError``, so a cancelled wait went on.
+        Unacked messages are not committed; the partition's next owner reads them again.
         """
         loop = asyncio.get_running_loop()
         give_up_at: float | None = None
