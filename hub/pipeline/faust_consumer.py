@@ -111,6 +111,8 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _InLoopConsumer(self, loop=self.loop, beacon=self.beacon)
 
+    _stop_commit_failed = False
+
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
         """Faust's commit; once the app stops, given up after :data:`STOP_COMMIT_S`.
 
@@ -118,16 +120,24 @@ class _Consumer(faust_aiokafka.Consumer):
         Faust commits (and waits for it) before its consumer may stop: a worker stopped during
         an outage waited for the outage to end. Offsets not committed are read again by the
         next owner, which skips what its state holds already (:mod:`hub.pipeline.gaps`).
+
+        The commit is left running, not cancelled: Faust lets one commit run at a time and a
+        second one waits for it, and a cancelled wait starts a new commit (its ``CancelledError``
+        is swallowed), so a timeout around it waited for a coordinator after all (a stopping
+        worker still running 90 s after SIGTERM, stop 41). Once one commit of the stop failed
+        that way, the stop's later ones are not tried (the broker is away).
         """
         if not self.app.should_stop:
             return bool(await super().commit(*args, **kwargs))
-        try:
-            return bool(await asyncio.wait_for(super().commit(*args, **kwargs), STOP_COMMIT_S))
-        except TimeoutError:
-            log.warning(
-                "stopping: offsets not committed within %.0f s (broker away?)", STOP_COMMIT_S
-            )
+        if self._stop_commit_failed:
             return False
+        commit = asyncio.ensure_future(super().commit(*args, **kwargs))
+        done, _ = await asyncio.wait({commit}, timeout=STOP_COMMIT_S)
+        if commit in done:
+            return bool(commit.result())
+        self._stop_commit_failed = True
+        log.warning("stopping: offsets not committed within %.0f s (broker away?)", STOP_COMMIT_S)
+        return False
 
     @Service.transitions_to(CONSUMER_WAIT_EMPTY)
     async def wait_empty(self) -> None:

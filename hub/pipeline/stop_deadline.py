@@ -50,7 +50,7 @@ def task_stacks(loop: asyncio.AbstractEventLoop) -> str:
 
 
 def await_chain(coro: Any, limit: int = 40) -> list[str]:
-    """``file:line in function`` of ``coro`` and of each coroutine or generator it awaits."""
+    """``function (file:line)`` of ``coro`` and of each coroutine or generator it awaits."""
     chain: list[str] = []
     while coro is not None and len(chain) < limit:
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
@@ -58,7 +58,8 @@ def await_chain(coro: Any, limit: int = 40) -> list[str]:
         if frame is None:
             break
         code = frame.f_code
-        chain.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        # "name (file:line)": the log's redaction reads "1035 in" as a postcode
+        chain.append(f"{code.co_name} ({code.co_filename}:{frame.f_lineno})")
         nxt = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
         coro = nxt or getattr(coro, "gi_yieldfrom", None)
     return chain

@@ -162,3 +162,45 @@ def test_a_wait_for_unacked_messages_ends_when_they_are_acked() -> None:
         await asyncio.wait_for(waiting, 5)
 
     asyncio.run(go())
+
+
+def test_a_stop_commit_that_swallows_its_cancel_is_left_running_and_not_tried_again(
+    monkeypatch: Any,
+) -> None:
+    """Faust's commit waits for a commit in progress and starts a new one when that wait is
+    cancelled: a timeout that cancels it never ends. The stop leaves it running instead, and
+    does not try the stop's later commits."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from hub.pipeline import faust_consumer
+
+    calls: list[str] = []
+
+    async def swallows_cancel(self: Any, *args: Any, **kwargs: Any) -> bool:
+        calls.append("commit")
+        try:  # waits for the commit in progress...
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:  # ...and starts its own when cancelled
+            calls.append("cancel swallowed")
+        await asyncio.sleep(3600)  # a coordinator that never comes
+        return True
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "commit", swallows_cancel)
+    monkeypatch.setattr(faust_consumer, "STOP_COMMIT_S", 0.05)
+
+    async def go() -> tuple[bool, bool]:
+        app = _app()
+        consumer = app.consumer
+        app._stopped.set()
+        try:
+            first = await asyncio.wait_for(consumer.commit(), 5)
+            second = await asyncio.wait_for(consumer.commit(), 5)
+        finally:  # end the commit left running (it swallows one cancel)
+            for _ in range(2):
+                for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                    task.cancel()
+                await asyncio.sleep(0)
+        return first, second
+
+    assert asyncio.run(go()) == (False, False)
+    assert calls.count("commit") == 1  # the second commit of the stop was not tried

@@ -79,6 +79,6 @@ def test_task_stacks_follow_each_task_down_to_the_await_that_waits() -> None:
             await task
 
     stacks = asyncio.run(go())
-    chain = [line.split(" in ")[-1] for line in stacks.splitlines() if " in " in line]
+    chain = [line.strip().split(" (")[0] for line in stacks.splitlines() if line.startswith("  ")]
     assert chain.index("_a_stop_step") < chain.index("_waits_for_the_broker") < chain.index("wait")
     assert "go" in chain
