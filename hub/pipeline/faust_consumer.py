@@ -29,6 +29,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -37,12 +38,16 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 from mode.utils.futures import maybe_async
 
+from hub.pipeline.stop_deadline import task_stacks
+
 FETCH_MAX_WAIT_MS = 50
 #: Once the worker stops, a commit that takes longer is given up (see ``_Consumer.commit``).
 STOP_COMMIT_S = 10.0
 #: Once the worker stops, waiting for the agents to ack what they took is given up after this
 #: (see ``_Consumer.wait_empty``).
 STOP_WAIT_EMPTY_S = 20.0
+#: Where the hub's own code lives (what the stop's wait logs the tasks of).
+HUB_CODE = str(Path(__file__).resolve().parents[1])
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +167,10 @@ class _Consumer(faust_aiokafka.Consumer):
                 if loop.time() >= give_up_at:
                     log.warning(
                         "stopping: %d taken message(s) not acked within %.0f s; left uncommitted "
-                        "to the partitions' next owner. Agents:\n%s",
+                        "to the partitions' next owner. The hub's tasks:\n%s",
                         len(self._unacked_messages),
                         STOP_WAIT_EMPTY_S,
-                        self.app.agents.human_tracebacks(),
+                        task_stacks(loop, only=HUB_CODE),
                     )
                     break
             turns += 1

@@ -22,6 +22,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from typing import Any
 
 from hub import metrics
@@ -101,7 +102,17 @@ class ForwardingMetrics:
 EXIT_UNFLUSHED = 75
 
 
-def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> None:
+#: A child told to stop that still runs this much later exits without closing its clients.
+CHILD_STOP_S = 20.0
+
+
+def _child_main(
+    settings_json: str,
+    ready: Any,
+    channel: Any,
+    parent: int,
+    stop_deadline_s: float = CHILD_STOP_S,
+) -> None:
     from confluent_kafka import Producer
 
     from hub.logs import setup_logging
@@ -133,6 +144,17 @@ def _child_main(settings_json: str, ready: Any, channel: Any, parent: int) -> No
                 stop.set()
             elif stage.ready.is_set() and not ready.is_set():
                 ready.set()
+        # told to stop: the flush gives up at once, but librdkafka's commit and close wait for
+        # an absent broker (seen: the child still there 60 s after SIGTERM, stop 41)
+        time.sleep(stop_deadline_s)  # a daemon thread: a child that exits meanwhile ends it
+        log.warning(
+            "ingest: still stopping %.0f s after being told (broker away?); exiting without "
+            "closing the consumers (uncommitted batches are read again)",
+            stop_deadline_s,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(EXIT_UNFLUSHED)
 
     threading.Thread(target=watch, name="hub-ingest-watch", daemon=True).start()
     try:
@@ -203,7 +225,10 @@ class IngestProcess:
             return None
         return self._process.exitcode
 
-    def stop(self, timeout: float = 60.0) -> None:
+    def stop(self, timeout: float = CHILD_STOP_S + 10.0) -> None:
+        """SIGTERM; a child not gone within ``timeout`` (it exits by itself after
+        :data:`CHILD_STOP_S`) is killed. Either way nothing is lost: uncommitted batches are
+        read again."""
         self._stopping = True
         if self._process.is_alive():
             self._process.terminate()

@@ -35,16 +35,20 @@ DUMP_WAIT_S = 2.0
 log = logging.getLogger(__name__)
 
 
-def task_stacks(loop: asyncio.AbstractEventLoop) -> str:
-    """Every task of ``loop`` with the chain of awaits it waits in, outermost first.
+def task_stacks(loop: asyncio.AbstractEventLoop, only: str | None = None) -> str:
+    """Every task of ``loop`` with the chain of awaits it waits in, outermost first; with
+    ``only``, the tasks with a frame whose file name contains it.
 
     ``Task.print_stack`` shows a suspended coroutine's own frame only; the await chain down to
     the call that actually waits (a broker flush, a lock) is what tells a hang's cause.
     """
     out = io.StringIO()
     for task in asyncio.all_tasks(loop):
+        chain = await_chain(task.get_coro())
+        if only is not None and not any(only in where for where in chain):
+            continue
         out.write(f"task {task.get_name()}:\n")
-        for where in await_chain(task.get_coro()):
+        for where in chain:
             out.write(f"  {where}\n")
     return out.getvalue()
 

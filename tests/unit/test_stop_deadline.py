@@ -82,3 +82,20 @@ def test_task_stacks_follow_each_task_down_to_the_await_that_waits() -> None:
     chain = [line.strip().split(" (")[0] for line in stacks.splitlines() if line.startswith("  ")]
     assert chain.index("_a_stop_step") < chain.index("_waits_for_the_broker") < chain.index("wait")
     assert "go" in chain
+
+
+def test_task_stacks_can_keep_only_the_tasks_running_some_code() -> None:
+    async def go() -> tuple[str, str]:
+        gate = asyncio.Event()
+        task = asyncio.ensure_future(_a_stop_step(gate))
+        await asyncio.sleep(0)
+        try:
+            loop = asyncio.get_running_loop()
+            return task_stacks(loop, only=__file__), task_stacks(loop, only="/no/such/code/")
+        finally:
+            gate.set()
+            await task
+
+    ours, none = asyncio.run(go())
+    assert "_a_stop_step" in ours
+    assert none == ""
