@@ -48,6 +48,8 @@ class LatencyResult:
     parked_ids: set[str] = field(default_factory=set)  # event ids the hub parked meanwhile
     # cores busy per process while the rate was steady (bench.harness.cores_between)
     cores: dict[str, float] = field(default_factory=dict)
+    # seconds a second each process waited for a core over the same span (run_queue_by_role)
+    run_queue_wait: dict[str, float] = field(default_factory=dict)
 
     def percentile(self, q: float, values: list[float] | None = None) -> float | None:
         return percentile(self.latencies_ms if values is None else values, q)
@@ -70,6 +72,7 @@ class LatencyResult:
             "p99_ms": r(self.percentile(99)),
             "max_ms": r(max(self.latencies_ms) if self.latencies_ms else None),
             "cores_by_process": self.cores,
+            "run_queue_wait_by_process": self.run_queue_wait,
             "not_parked": self._not_parked(),
             "since_enabling_event": self._since_enabling(),
             "split": {
@@ -329,12 +332,14 @@ def measure_latency(
     parked_topic: str | None = None,
     enablers: Enablers | None = None,
     cpu: Callable[[], dict[str, float]] | None = None,
+    run_queue: Callable[[], dict[str, float]] | None = None,
 ) -> LatencyResult:
     """Produce ``records`` (event id, key, value) at ``rate``/s; collect output latencies.
 
     ``wait_caught_up()`` blocks until the hub has lag 0 again (called after the last produce).
     ``cpu()`` (CPU seconds per process, bench.harness.cpu_by_role) is sampled after the
-    warm-up second and at the last produce: the result's ``cores`` at the steady rate.
+    warm-up second and at the last produce: the result's ``cores`` at the steady rate;
+    ``run_queue()`` (seconds waited for a core, bench.harness.run_queue_by_role) likewise.
     """
     sent: dict[str, float] = {}
     collector = _Collector(settings, outputs, sent, enablers)
@@ -347,20 +352,26 @@ def measure_latency(
     warm_up = int(rate)  # the first second is not sampled: connection set-up is not the hub's
     began = time.perf_counter()
     cpu_from: tuple[float, dict[str, float]] | None = None
+    waits_from: dict[str, float] | None = None
     for i, (event_id, key, value) in enumerate(records):
         delay = began + i / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
         if cpu is not None and i == warm_up:
             cpu_from = (time.perf_counter(), cpu())
+            waits_from = run_queue() if run_queue is not None else None
         if event_id is not None and i >= warm_up:
             sent.setdefault(event_id, time.time())  # a re-sent duplicate keeps the first time
         producer.produce(topic, key=key, value=value)
         producer.poll(0)
     produce_s = time.perf_counter() - began
     cores: dict[str, float] = {}
+    waits: dict[str, float] = {}
     if cpu is not None and cpu_from is not None:
-        cores = cores_between(cpu_from[1], cpu(), time.perf_counter() - cpu_from[0])
+        span = time.perf_counter() - cpu_from[0]
+        cores = cores_between(cpu_from[1], cpu(), span)
+        if run_queue is not None and waits_from is not None:
+            waits = cores_between(waits_from, run_queue(), span)
     producer.flush(60)
     wait_caught_up()
     time.sleep(1.0)  # the last records' fetch
@@ -386,4 +397,5 @@ def measure_latency(
         enabled_kinds=collector.enabled_kinds,
         parked_ids=parked_event_ids(settings, parked_topic) if parked_topic else set(),
         cores=cores,
+        run_queue_wait=waits,
     )

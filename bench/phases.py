@@ -177,6 +177,8 @@ def run_hub_throughput(
     cpu_first = cpu_last = None
     roles_first: dict[str, float] = {}
     roles_last: dict[str, float] = {}
+    waits_first: dict[str, float] = {}
+    waits_last: dict[str, float] = {}
     ready_s: float | None = None
     first: tuple[float, float] | None = None  # (time, events ingested by then)
     last_signature: tuple[float, ...] = ()
@@ -198,11 +200,13 @@ def run_hub_throughput(
             first = (now, ingested)
             cpu_first = worker.cpu()
             roles_first = worker.cpu_by_role()
+            waits_first = worker.run_queue_by_role()
         signature = (ingested, metrics.get(CORRELATE_SUM, 0.0), metrics.get(CORRELATE_COUNT, 0.0))
         if signature != last_signature:
             last_signature, last_change = signature, now
             cpu_last = worker.cpu()
             roles_last = worker.cpu_by_role()
+            waits_last = worker.run_queue_by_role()
         if ready_s is None and metrics.get('hub_table_recovered{table="dossiers"}') == 1.0:
             ready_s = now - worker.started
         if ingested >= expected and now - lag_checked >= 0.5:
@@ -235,6 +239,7 @@ def run_hub_throughput(
         "worker_cores_busy": round(cpu_s / processed_s, 2) if cpu_s and processed_s else None,
         "cpu_us_per_event": round(cpu_s / timed * 1e6, 1) if cpu_s else None,
         "cores_by_process": cores_between(roles_first, roles_last, processed_s),
+        "run_queue_wait_by_process": cores_between(waits_first, waits_last, processed_s),
         "profiled": profile_to is not None and spy is not None,
     }
 

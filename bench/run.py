@@ -351,6 +351,7 @@ def _latency(
         parked_topic=hub.topics.parked,
         enablers=enablers,
         cpu=worker.cpu_by_role,
+        run_queue=worker.run_queue_by_role,
     )
     return latency.to_dict()
 
@@ -360,9 +361,10 @@ def _latency_line(lat: dict[str, Any]) -> str:
     return f"latency: p99 {_headline_p99(lat)} ms @ {rate:.0f}/s (cores: {_cores_text(lat)})"
 
 
-def _cores_text(figures: dict[str, Any]) -> str:
-    """``worker 0.55, ingest 0.31, broker 0.73, ...`` from a phase's ``cores_by_process``."""
-    cores = figures.get("cores_by_process") or {}
+def _cores_text(figures: dict[str, Any], key: str = "cores_by_process") -> str:
+    """``worker 0.55, ingest 0.31, broker 0.73, ...`` from a phase's ``cores_by_process`` (or
+    ``run_queue_wait_by_process``: seconds a second each waited for a core)."""
+    cores = figures.get(key) or {}
     return ", ".join(f"{role} {value:.2f}" for role, value in cores.items() if value >= 0.01)
 
 
@@ -467,6 +469,9 @@ def render(r: dict[str, Any], console: Console) -> None:
     )
     if h.get("cores_by_process"):
         table.add_row("  cores busy per process", "", _cores_text(h))
+    if h.get("run_queue_wait_by_process"):
+        waits = _cores_text(h, "run_queue_wait_by_process")
+        table.add_row("  run-queue wait per process (s/s)", "", waits)
     e = r["engine"]
     table.add_row(
         "pure pipeline in-process, 1 core",
@@ -562,6 +567,9 @@ def render_latency(table: Table, lat: dict[str, Any]) -> None:
         )
     if lat.get("cores_by_process"):
         table.add_row("  cores busy per process at this rate", "", _cores_text(lat))
+    if lat.get("run_queue_wait_by_process"):
+        waits = _cores_text(lat, "run_queue_wait_by_process")
+        table.add_row("  run-queue wait per process at this rate (s/s)", "", waits)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from hub import metrics
+from hub.pipeline.stop_deadline import exit_hard
 from hub.security import settings_json_with_secret
 from hub.settings import Settings
 
@@ -152,9 +153,7 @@ def _child_main(
             "closing the consumers (uncommitted batches are read again)",
             stop_deadline_s,
         )
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os._exit(EXIT_UNFLUSHED)
+        exit_hard(EXIT_UNFLUSHED)
 
     threading.Thread(target=watch, name="hub-ingest-watch", daemon=True).start()
     try:

@@ -69,7 +69,8 @@ def await_chain(coro: Any, limit: int = 40) -> list[str]:
     return chain
 
 
-def _exit_hard(status: int) -> None:
+def exit_hard(status: int) -> None:
+    """``os._exit`` after flushing the root logger's handlers: the last lines say why."""
     for handler in logging.getLogger().handlers:
         handler.flush()
     os._exit(status)
@@ -82,7 +83,7 @@ class StopDeadline:
         self,
         seconds: float = STOP_DEADLINE_S,
         stop_children: Callable[[], None] = lambda: None,
-        exit_process: Callable[[int], None] = _exit_hard,
+        exit_process: Callable[[int], None] = exit_hard,
     ) -> None:
         self.seconds = seconds
         self.stop_children = stop_children

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import cores_between, cpu_by_role
+from bench.harness import cores_between, cpu_by_role, run_queue_by_role
 
 _BUSY = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\n"
 # a spawned multiprocessing child, as the worker's ingest stage is (bench.harness.process_role)
@@ -59,5 +59,37 @@ def test_cpu_by_role_names_the_worker_its_spawned_child_this_process_and_the_bro
         assert roles["bench"] > 0  # this process: the load generator in a bench run
     finally:
         for proc in (worker, stand_in_broker):
+            proc.kill()
+            proc.wait()
+
+
+# 0.8 s of its own CPU on core 0 only, then it sleeps (stays readable): two of them share core 0
+_PINNED = (
+    "import os, time\nos.sched_setaffinity(0, {0})\n"
+    "end = time.process_time() + 0.8\nwhile time.process_time() < end: pass\ntime.sleep(30)\n"
+)
+
+
+def test_run_queue_wait_counts_a_process_waiting_for_a_core_and_not_a_sleeping_one() -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    time.sleep(0.3)  # its start-up (which may wait for a core on a busy machine) is over
+    asleep_from = run_queue_by_role(sleeper.pid)["worker"]
+    spinner = subprocess.Popen([sys.executable, "-c", _PINNED])
+    rival = subprocess.Popen([sys.executable, "-c", _PINNED])  # the other one on core 0
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # both done spinning
+            spent = cpu_by_role(spinner.pid, rival.pid)
+            if spent.get("worker", 0.0) >= 0.8 and spent.get("broker", 0.0) >= 0.8:
+                break
+            time.sleep(0.1)
+        waits = run_queue_by_role(spinner.pid, sleeper.pid)
+        # sharing one core, each spinner waited for it while the other ran (~0.8 s, less
+        # whatever start-up ran before the other began)
+        assert waits["worker"] >= 0.3, waits
+        assert waits["broker"] - asleep_from < 0.05, waits  # asleep: never waiting for a core
+        assert waits["bench"] >= 0.0
+    finally:
+        for proc in (spinner, rival, sleeper):
             proc.kill()
             proc.wait()
