@@ -1,7 +1,7 @@
 """Correlate agent: ``normalised`` batch messages, per partition in order, a few at a time.
 
 Concurrency stays 1 (faust-streaming issue #606: with more it can commit past an in-flight
-message). :func:`~hub.pipeline.take.take_bounded` hands over what arrived until 8 ms after the
+message). :func:`~hub.pipeline.take.take_bounded` hands over what arrived until 16 ms after the
 previous step began (after an idle spell: within 3 ms), up to 256 messages or 2 MiB, so one flush
 and one RocksDB write per partition cover them all. Faust acks the events only after ``step``
 returns, and ``step`` returns only once the batch is processed (it retries on error:
@@ -21,11 +21,14 @@ from hub.pipeline.trace import batch_done
 
 MAX_MESSAGES = 256
 MAX_BYTES = 2 * 1024 * 1024  # about 10 backfill messages (~600 events each)
-#: A step begins at most every 8 ms (at once after an idle spell). Shorter than the ingest
-#: stage's 10 ms cycle (MIN_CYCLE_S): with 15 ms a cycle's messages arrived inside the window and
-#: waited out its rest (ingest → correlated p50 14 ms at 1,000 events/s, 7 ms with 8 ms).
-WITHIN_S = 0.008
-#: ... but while messages arrive at BUSY_BYTES per WITHIN_S or faster (~3,400 events/s; quiet
+#: A step begins at most every 16 ms (at once after an idle spell). Shorter than the ingest
+#: stage's cycle (MIN_CYCLE_S, 20 ms): with a window as long as the cycle (15 ms against 10 ms
+#: cycles) a cycle's messages arrived inside the window and waited out its rest (ingest →
+#: correlated p50 14 ms at 1,000 events/s, 7 ms with 8 ms). 16 with 20 ms cycles rather than 8
+#: with 10: fewer steps at 1,000 events/s, the worker 0.53-0.57 of a core instead of
+#: 0.65-0.75 and the p99 lower (figures at MIN_CYCLE_S, stop 42).
+WITHIN_S = 0.016
+#: ... but while messages arrive at BUSY_BYTES per WITHIN_S or faster (~1,700 events/s; quiet
 #: again below half: ``take_bounded``) a step begins at most every 30 ms. At 5,000 events/s and
 #: the full bench size the worker's cost is mostly per step: 8 ms steps all the time left it
 #: behind (p50 0.6-1.2 s), 15 ms ones too (p50 0.64-0.65 s, p99 3.1-5.2 s); 30 ms steps, with

@@ -202,14 +202,21 @@ def trace_cycle(messages: list[Message], spans: trace.Spans) -> None:
 #: the 2-core machine spent more on that than on the events (the broker alone 80 % of a core).
 #: Waiting at most this long adds as much latency to an event and cuts the cycles (and commits)
 #: to at most 1/MIN_CYCLE_S per second.
-MIN_CYCLE_S = 0.01
-#: ... and once messages arrive at BUSY_BATCH per MIN_CYCLE_S or faster, cycles wait up to
-#: BUSY_CYCLE_S, until the rate falls below half of that.
+#: 20 ms, not 10 (stop 42, full bench size, 2-vCPU Xeon VM, runs interleaved on one broker): at
+#: 1,000 events/s the worker's cost is per message and step, not per event; with 10 ms cycles
+#: (and 8 ms correlate steps) it used 0.65-0.75 of a core, with 20 ms (and WITHIN_S 16 ms)
+#: 0.53-0.57, and the p99 from the enabling event was 97-180 ms against 172-323 ms
+#: (and 0.97 s in one 10 ms run in a stalled moment of the VM), for ~8 ms more inbound p50.
+#: 30 / 24 ms: 0.46-0.51 of a core, p99 109 ms in a good run, 0.86-0.96 s in two bad ones.
+#: A faster machine had chosen 10 ms at quick size (stop 34).
+MIN_CYCLE_S = 0.02
+#: ... and once messages arrive at BUSY_BATCH per MIN_CYCLE_S or faster (1,600 events/s),
+#: cycles wait up to BUSY_CYCLE_S, until the rate falls below half of that.
 #: Each cycle writes a ``normalised`` message per partition it touched, and the worker's cost
 #: is mostly per message (Faust): 10 ms cycles at 5,000 events/s doubled those messages, the
 #: worker's thread ran out and the p99 doubled (129 → 249 ms, bench quick), while at 1,000
 #: events/s 20 ms cycles were half of the inbound leg (p50 20 ms, 12 with 10 ms cycles). The
-#: rate, not one cycle's count, decides (busy from 3,200 events/s, quiet again below 1,600), so a
+#: rate, not one cycle's count, decides (busy from 1,600 events/s, quiet again below 800), so a
 #: longer busy cycle does not keep a moderate rate busy. 40 ms rather than 20: at 5,000 events/s
 #: and the full bench size the worker still fell behind with 20 ms (see the correlate agent's
 #: BUSY_WITHIN_S for the figures, measured together).
