@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,16 +134,7 @@ def cpu_by_role(pid: int, broker_pid: int | None = None) -> dict[str, float]:
     The 2-core machine is shared: a phase's cores per process say who used them (issue 17: at
     1,000 events/s the broker alone used ~0.7 of a core, the worker ~0.55).
     """
-    out: dict[str, float] = {}
-    members = [(m, process_role(m, pid)) for m in process_tree(pid)]
-    members.append((os.getpid(), "bench"))
-    if broker_pid is not None:
-        members.append((broker_pid, "broker"))
-    for member, role in members:
-        seconds = process_cpu_seconds(member)
-        if seconds is not None:
-            out[role] = out.get(role, 0.0) + seconds
-    return out
+    return _sum_by_role(pid, broker_pid, process_cpu_seconds)
 
 
 def cores_between(
@@ -168,15 +160,22 @@ def run_queue_by_role(pid: int, broker_pid: int | None = None) -> dict[str, floa
     waited 0.44 s for a core (issue 17, stop 41), so its backlog was the box's, not its code's.
     Threads that ended between two samples take their wait with them (a lower bound).
     """
+    return _sum_by_role(pid, broker_pid, process_run_queue_seconds)
+
+
+def _sum_by_role(
+    pid: int, broker_pid: int | None, read: Callable[[int], float | None]
+) -> dict[str, float]:
+    """``read(member)`` summed per role over the worker tree, this process and the broker."""
     out: dict[str, float] = {}
     members = [(m, process_role(m, pid)) for m in process_tree(pid)]
     members.append((os.getpid(), "bench"))
     if broker_pid is not None:
         members.append((broker_pid, "broker"))
     for member, role in members:
-        waited = process_run_queue_seconds(member)
-        if waited is not None:
-            out[role] = out.get(role, 0.0) + waited
+        seconds = read(member)
+        if seconds is not None:
+            out[role] = out.get(role, 0.0) + seconds
     return out
 
 
