@@ -229,7 +229,7 @@ BUSY_BATCH = 32
 # addresses the child's peak RSS was 470 MiB instead of 617, at the same throughput.
 CONSUMER_BUFFERS = {"queued.max.messages.kbytes": 8_192, "fetch.max.bytes": 4_194_304}
 
-#: A fetch waits up to 10 ms (the shortest cycle) for a megabyte instead of returning with the
+#: A fetch waits up to 10 ms (half the shortest cycle) for a megabyte instead of returning with the
 #: first message. With librdkafka's default (1 byte) every arriving message ended a fetch and the
 #: next one went out at once: at 1,000 events/s the ingest consumer sent ~280 fetches a second
 #: (broker request log, issue 17) to a stage that takes a batch at most every MIN_CYCLE_S. A
