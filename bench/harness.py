@@ -9,6 +9,7 @@ what it measures is what production runs.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -193,6 +195,76 @@ def process_run_queue_seconds(pid: int) -> float | None:
             continue
         total = (total or 0.0) + int(fields[1]) / 1e9
     return total
+
+
+def machine_steal_seconds(stat: Path = Path("/proc/stat")) -> float | None:
+    """Steal seconds of the whole machine so far (all vCPUs): the ``steal`` column of the
+    ``cpu`` line of ``/proc/stat``; None where there is none."""
+    try:
+        fields = stat.read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
+class StealSampler:
+    """The VM's steal time, sampled every ``interval`` seconds in a thread during a phase.
+
+    Steal is time a vCPU had work but the hypervisor ran someone else's: no process here used
+    it, yet it shows as latency and as run-queue wait. Stop 42's latency runs each had one with
+    the whole pipeline stalled (inbound p99 0.2-0.36 s) while every process's CPU looked
+    normal; :meth:`between` gives a phase's mean and its worst interval, so a stall of the
+    machine can be told from one of the hub.
+    """
+
+    def __init__(
+        self,
+        interval: float = 0.5,
+        read: Callable[[], float | None] = machine_steal_seconds,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self.read = read
+        self.clock = clock
+        self.samples: list[tuple[float, float]] = []  # (clock, steal seconds so far)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steal-sampler", daemon=True)
+
+    def __enter__(self) -> StealSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        self.sample()
+        while not self._stop.wait(self.interval):
+            self.sample()
+        self.sample()
+
+    def sample(self) -> None:
+        value = self.read()
+        if value is not None:
+            self.samples.append((self.clock(), value))
+
+    def between(self, start: float, end: float) -> dict[str, float] | None:
+        """Steal in cores over the samples in [start, end] (clock values): the mean and the
+        worst interval; None with fewer than two samples (or no steal column)."""
+        inside = [(t, s) for t, s in self.samples if start <= t <= end]
+        pairs = itertools.pairwise(inside)
+        rates = [(s1 - s0) / (t1 - t0) for (t0, s0), (t1, s1) in pairs if t1 > t0]
+        if not rates:
+            return None
+        (t_first, s_first), (t_last, s_last) = inside[0], inside[-1]
+        return {
+            "mean_cores": round((s_last - s_first) / (t_last - t_first), 3),
+            "worst_interval_cores": round(max(rates), 2),
+            "interval_s": self.interval,
+        }
 
 
 def process_cpu_seconds(pid: int) -> float | None:

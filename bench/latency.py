@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.enabling import Enablers, enabled_at, enablers_by_event
-from bench.harness import cores_between
+from bench.harness import StealSampler, cores_between
 from hub.contracts.codec import AvroCodec, DecodeError
 from hub.pipeline.clients import consumer_config, producer_config
 from hub.settings import Settings
@@ -50,6 +50,8 @@ class LatencyResult:
     cores: dict[str, float] = field(default_factory=dict)
     # seconds a second each process waited for a core over the same span (run_queue_by_role)
     run_queue_wait: dict[str, float] = field(default_factory=dict)
+    # the VM's steal over the same span (StealSampler.between): mean and worst interval
+    steal: dict[str, float] | None = None
 
     def percentile(self, q: float, values: list[float] | None = None) -> float | None:
         return percentile(self.latencies_ms if values is None else values, q)
@@ -73,6 +75,7 @@ class LatencyResult:
             "max_ms": r(max(self.latencies_ms) if self.latencies_ms else None),
             "cores_by_process": self.cores,
             "run_queue_wait_by_process": self.run_queue_wait,
+            "steal": self.steal,
             "not_parked": self._not_parked(),
             "since_enabling_event": self._since_enabling(),
             "split": {
@@ -353,17 +356,22 @@ def measure_latency(
     began = time.perf_counter()
     cpu_from: tuple[float, dict[str, float]] | None = None
     waits_from: dict[str, float] | None = None
-    for i, (event_id, key, value) in enumerate(records):
-        delay = began + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        if cpu is not None and i == warm_up:
-            cpu_from = (time.perf_counter(), cpu())
-            waits_from = run_queue() if run_queue is not None else None
-        if event_id is not None and i >= warm_up:
-            sent.setdefault(event_id, time.time())  # a re-sent duplicate keeps the first time
-        producer.produce(topic, key=key, value=value)
-        producer.poll(0)
+    steady_from = time.monotonic()
+    with StealSampler() as steal:
+        for i, (event_id, key, value) in enumerate(records):
+            delay = began + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            if i == warm_up:
+                steady_from = time.monotonic()
+                if cpu is not None:
+                    cpu_from = (time.perf_counter(), cpu())
+                    waits_from = run_queue() if run_queue is not None else None
+            if event_id is not None and i >= warm_up:
+                sent.setdefault(event_id, time.time())  # a re-sent duplicate keeps the first time
+            producer.produce(topic, key=key, value=value)
+            producer.poll(0)
+        steady_to = time.monotonic()
     produce_s = time.perf_counter() - began
     cores: dict[str, float] = {}
     waits: dict[str, float] = {}
@@ -398,4 +406,5 @@ def measure_latency(
         parked_ids=parked_event_ids(settings, parked_topic) if parked_topic else set(),
         cores=cores,
         run_queue_wait=waits,
+        steal=steal.between(steady_from, steady_to),
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import profile as pyspy
-from bench.harness import BenchHub, Worker, cores_between, topic_size
+from bench.harness import BenchHub, StealSampler, Worker, cores_between, topic_size
 from hub.pipeline.lag import group_lag
 from hub.settings import PROJECT_ROOT, Settings
 
@@ -185,37 +185,42 @@ def run_hub_throughput(
     last_change = 0.0
     lag_checked = 0.0
     lag0: float | None = None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        worker.check_alive()
-        metrics = worker.metrics()
-        now = time.monotonic()
-        if not metrics:
+    with StealSampler() as steal:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            worker.check_alive()
+            metrics = worker.metrics()
+            now = time.monotonic()
+            if not metrics:
+                time.sleep(poll)
+                continue
+            if profile_to is not None and spy is None:
+                spy = pyspy.start(worker.pid, profile_to)
+            ingested = metrics.get(INGEST_SUM, 0.0)
+            if first is None and ingested > 0:
+                first = (now, ingested)
+                cpu_first = worker.cpu()
+                roles_first = worker.cpu_by_role()
+                waits_first = worker.run_queue_by_role()
+            signature = (
+                ingested,
+                metrics.get(CORRELATE_SUM, 0.0),
+                metrics.get(CORRELATE_COUNT, 0.0),
+            )
+            if signature != last_signature:
+                last_signature, last_change = signature, now
+                cpu_last = worker.cpu()
+                roles_last = worker.cpu_by_role()
+                waits_last = worker.run_queue_by_role()
+            if ready_s is None and metrics.get('hub_table_recovered{table="dossiers"}') == 1.0:
+                ready_s = now - worker.started
+            if ingested >= expected and now - lag_checked >= 0.5:
+                lag_checked = now
+                if hub.lag() == 0:
+                    lag0 = time.monotonic()
+                    break
             time.sleep(poll)
-            continue
-        if profile_to is not None and spy is None:
-            spy = pyspy.start(worker.pid, profile_to)
-        ingested = metrics.get(INGEST_SUM, 0.0)
-        if first is None and ingested > 0:
-            first = (now, ingested)
-            cpu_first = worker.cpu()
-            roles_first = worker.cpu_by_role()
-            waits_first = worker.run_queue_by_role()
-        signature = (ingested, metrics.get(CORRELATE_SUM, 0.0), metrics.get(CORRELATE_COUNT, 0.0))
-        if signature != last_signature:
-            last_signature, last_change = signature, now
-            cpu_last = worker.cpu()
-            roles_last = worker.cpu_by_role()
-            waits_last = worker.run_queue_by_role()
-        if ready_s is None and metrics.get('hub_table_recovered{table="dossiers"}') == 1.0:
-            ready_s = now - worker.started
-        if ingested >= expected and now - lag_checked >= 0.5:
-            lag_checked = now
-            if hub.lag() == 0:
-                lag0 = time.monotonic()
-                break
-        time.sleep(poll)
-    pyspy.stop(spy)
+        pyspy.stop(spy)
     if first is None or lag0 is None:
         raise TimeoutError(f"hub did not reach lag 0 within {timeout:.0f}s; see {worker.log}")
     t_first, n_first = first
@@ -240,6 +245,7 @@ def run_hub_throughput(
         "cpu_us_per_event": round(cpu_s / timed * 1e6, 1) if cpu_s else None,
         "cores_by_process": cores_between(roles_first, roles_last, processed_s),
         "run_queue_wait_by_process": cores_between(waits_first, waits_last, processed_s),
+        "steal": steal.between(t_first, last_change),
         "profiled": profile_to is not None and spy is not None,
     }
 

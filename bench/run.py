@@ -361,6 +361,17 @@ def _latency_line(lat: dict[str, Any]) -> str:
     return f"latency: p99 {_headline_p99(lat)} ms @ {rate:.0f}/s (cores: {_cores_text(lat)})"
 
 
+def _steal_text(figures: dict[str, Any]) -> str:
+    """``; VM steal 0.02 cores (worst 0.5 s: 0.41)`` from a phase's ``steal``, or nothing."""
+    steal = figures.get("steal")
+    if not steal:
+        return ""
+    return (
+        f"; VM steal {steal['mean_cores']:.2f} cores "
+        f"(worst {steal['interval_s']} s: {steal['worst_interval_cores']:.2f})"
+    )
+
+
 def _cores_text(figures: dict[str, Any], key: str = "cores_by_process") -> str:
     """``worker 0.55, ingest 0.31, broker 0.73, ...`` from a phase's ``cores_by_process`` (or
     ``run_queue_wait_by_process``: seconds a second each waited for a core)."""
@@ -470,7 +481,7 @@ def render(r: dict[str, Any], console: Console) -> None:
     if h.get("cores_by_process"):
         table.add_row("  cores busy per process", "", _cores_text(h))
     if h.get("run_queue_wait_by_process"):
-        waits = _cores_text(h, "run_queue_wait_by_process")
+        waits = _cores_text(h, "run_queue_wait_by_process") + _steal_text(h)
         table.add_row("  run-queue wait per process (s/s)", "", waits)
     e = r["engine"]
     table.add_row(
@@ -568,7 +579,7 @@ def render_latency(table: Table, lat: dict[str, Any]) -> None:
     if lat.get("cores_by_process"):
         table.add_row("  cores busy per process at this rate", "", _cores_text(lat))
     if lat.get("run_queue_wait_by_process"):
-        waits = _cores_text(lat, "run_queue_wait_by_process")
+        waits = _cores_text(lat, "run_queue_wait_by_process") + _steal_text(lat)
         table.add_row("  run-queue wait per process at this rate (s/s)", "", waits)
 
 

@@ -5,12 +5,19 @@ Real processes, no broker: a busy child of a stand-in "worker" must show up unde
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.harness import cores_between, cpu_by_role, run_queue_by_role
+from bench.harness import (
+    StealSampler,
+    cores_between,
+    cpu_by_role,
+    machine_steal_seconds,
+    run_queue_by_role,
+)
 
 _BUSY = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\n"
 # a spawned multiprocessing child, as the worker's ingest stage is (bench.harness.process_role)
@@ -93,3 +100,48 @@ def test_run_queue_wait_counts_a_process_waiting_for_a_core_and_not_a_sleeping_o
         for proc in (spinner, rival, sleeper):
             proc.kill()
             proc.wait()
+
+
+def _scripted(values: list[float]) -> StealSampler:
+    """A sampler whose clock and steal readings come from lists (one pair per ``sample()``)."""
+    clock = [0.0]
+    readings = iter(values)
+
+    def tick() -> float:
+        clock[0] += 0.5
+        return clock[0]
+
+    return StealSampler(interval=0.5, read=lambda: next(readings), clock=tick)
+
+
+def test_steal_sampler_gives_the_mean_and_the_worst_interval_within_the_span() -> None:
+    # steal 0.01 cores, then one interval with 0.4 s stolen in 0.5 s, then 0.01 again
+    sampler = _scripted([100.0, 100.005, 100.01, 100.41, 100.415, 100.42, 150.0])
+    for _ in range(7):
+        sampler.sample()  # clock 0.5, 1.0, ... 3.5; the last reading (3.5 s) is outside
+    steal = sampler.between(0.5, 3.0)
+    assert steal is not None
+    assert steal["worst_interval_cores"] == 0.8
+    assert steal["mean_cores"] == round(0.42 / 2.5, 3)
+    assert steal["interval_s"] == 0.5
+
+
+def test_steal_sampler_says_nothing_without_two_samples_or_a_steal_column(tmp_path: Path) -> None:
+    sampler = _scripted([1.0, 2.0])
+    sampler.sample()
+    assert sampler.between(0.0, 10.0) is None
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3 4\ncpu0 1 2 3 4\n")  # an old kernel: no steal column
+    assert machine_steal_seconds(stat) is None
+    stat.write_text("cpu  3108605 571 193355 3732930 13625 0 55974 145497 0 0\n")
+    assert machine_steal_seconds(stat) == 145497 / os.sysconf("SC_CLK_TCK")
+
+
+def test_steal_sampler_thread_samples_from_start_to_stop() -> None:
+    readings = iter(float(i) for i in range(1000))
+    with StealSampler(interval=0.01, read=lambda: next(readings)) as sampler:
+        time.sleep(0.1)
+    assert len(sampler.samples) >= 3
+    times = [t for t, _ in sampler.samples]
+    assert times == sorted(times)
+    assert not sampler._thread.is_alive()
